@@ -1,0 +1,254 @@
+"""Run any BlackJAX ``SamplingAlgorithm`` over many chains and return ArviZ data."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import blackjax
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm.auto import tqdm
+
+from uqmcmc import _arviz
+from uqmcmc._meta import versions
+from uqmcmc._validation import positive, positive_int, probability
+
+__all__ = ["run_chains"]
+
+
+def _per_chain_scalars(info: Any, n_chains: int) -> dict[str, jax.Array]:
+    """The fields of an Info NamedTuple that hold one scalar per chain."""
+    fields = getattr(info, "_asdict", lambda: {})()
+    return {
+        name: value
+        for name, value in fields.items()
+        if isinstance(value, jax.Array) and value.shape == (n_chains,)
+    }
+
+
+def run_chains(
+    algorithm: blackjax.base.SamplingAlgorithm | Callable[[Any], blackjax.base.SamplingAlgorithm],
+    key: jax.Array | int,
+    initial_positions: jax.Array,
+    num_steps: int,
+    *,
+    warmup: int = 0,
+    thin: int = 1,
+    target: Any = None,
+    observables: Callable[[jax.Array], Mapping[str, jax.Array]] | None = None,
+    dims: Mapping[str, list[str]] | None = None,
+    step_size: float | None = None,
+    target_acceptance: float | None = None,
+    record_positions: bool = False,
+    num_chunks: int = 20,
+    progress: bool = True,
+    attrs: Mapping[str, Any] | None = None,
+    return_state: bool = False,
+):
+    """Run many chains of one algorithm with ``vmap`` and chunked ``lax.scan``.
+
+    Parameters
+    ----------
+    algorithm
+        A ``blackjax.base.SamplingAlgorithm`` (``init``, ``step``), or a function
+        ``step_size -> SamplingAlgorithm`` whose step size is tuned during warm-up when
+        ``target_acceptance`` is given (then ``step_size`` is the starting value).
+    key
+        A JAX PRNG key, or an integer seed (recorded in the attrs).
+    initial_positions
+        Array of shape ``(n_chains, *position_shape)``, finite.
+    num_steps
+        Steps per chain after warm-up; ``num_steps // thin`` draws are kept.
+    warmup
+        Steps discarded first (and used to tune the step size).
+    thin
+        Keep every ``thin``-th state.
+    target
+        Optional target: its ``observables``, ``observable_dims`` and ``params`` are used
+        unless ``observables``/``dims`` are given.
+    observables
+        Function of ONE position returning a dict of arrays, recorded per draw in ``posterior``.
+        Default: the target's ``observables``, else the position itself as ``x``.
+    dims
+        ArviZ dims of non-scalar observables, e.g. ``{"G": ["r"]}``.
+    step_size, target_acceptance
+        See ``algorithm``. Dual averaging (BlackJAX) on the mean acceptance over chains.
+    record_positions
+        Also record whole positions as ``position`` (memory: draws x chains x size).
+    num_chunks
+        The scan is cut into about this many compiled chunks so the progress bar can advance.
+    progress
+        Show a progress bar.
+    attrs
+        Extra attrs to store (sampler name, estimator, ...).
+    return_state
+        Also return the final kernel states (batched over chains), to continue the chains.
+
+    Returns
+    -------
+    InferenceData (ArviZ 0.x) or DataTree (ArviZ 1.x) with ``posterior`` (observables per draw)
+    and ``sample_stats`` (``lp`` when the state has ``logdensity``, and every per-chain scalar
+    field of the kernel's Info: ``acceptance_rate``, ``is_accepted``, ...); and the final state
+    if ``return_state``.
+
+    Examples
+    --------
+    >>> import jax, jax.numpy as jnp
+    >>> from uqmcmc.targets import Phi4
+    >>> from uqmcmc.mcmc import checkerboard
+    >>> target = Phi4(L=4, beta=0.5, g=1.0)
+    >>> idata = run_chains(checkerboard(target, 1.0), 0, jnp.zeros((4, 4, 4)), 200,
+    ...                    warmup=50, target=target, progress=False)
+    >>> idata.posterior["abs_m"].shape
+    (4, 200)
+    """
+    num_steps = positive_int("num_steps", num_steps)
+    warmup = positive_int("warmup", warmup, minimum=0)
+    thin = positive_int("thin", thin)
+    num_chunks = positive_int("num_chunks", num_chunks)
+    if num_steps < thin:
+        raise ValueError(f"num_steps ({num_steps}) must be at least thin ({thin})")
+    seed = None
+    if isinstance(key, int | np.integer) and not isinstance(key, bool):
+        seed = int(key)
+        key = jax.random.key(seed)
+
+    positions = jnp.asarray(initial_positions, dtype=float)
+    if positions.ndim < 1 or positions.shape[0] < 1:
+        raise ValueError(
+            f"initial_positions must have shape (n_chains, ...), got {positions.shape}"
+        )
+    if not bool(jnp.all(jnp.isfinite(positions))):
+        raise ValueError("initial_positions must be finite")
+    n_chains = positions.shape[0]
+
+    if isinstance(algorithm, blackjax.base.SamplingAlgorithm):
+        if target_acceptance is not None:
+            raise ValueError(
+                "target_acceptance needs `algorithm` as a function step_size -> SamplingAlgorithm"
+            )
+        fixed = algorithm
+
+        def build(eps):
+            return fixed
+    elif callable(algorithm):
+        if step_size is None:
+            raise ValueError("step_size is required when `algorithm` is a function of it")
+        positive("step_size", step_size)
+        build = algorithm
+    else:
+        raise TypeError(f"algorithm must be a SamplingAlgorithm or a function, got {algorithm!r}")
+    tune = target_acceptance is not None
+    if tune:
+        probability("target_acceptance", target_acceptance)
+        if warmup < 1:
+            raise ValueError("step-size tuning needs warmup >= 1")
+
+    if observables is None:
+        observables = getattr(target, "observables", None) or (lambda x: {"x": x})
+    if dims is None:
+        dims = dict(getattr(target, "observable_dims", {}) or {})
+
+    eps0 = jnp.asarray(step_size if step_size is not None else 0.0, dtype=float)
+
+    def step_all(key, states, eps):
+        alg = build(eps)
+        return jax.vmap(alg.step)(jax.random.split(key, n_chains), states)
+
+    da_init, da_update, da_final = blackjax.adaptation.step_size.dual_averaging_adaptation(
+        target_acceptance if tune else 0.5
+    )
+
+    @jax.jit
+    def init_states(positions, eps):
+        return jax.vmap(lambda x: build(eps).init(x))(positions)
+
+    def warm_chunk(carry, key, n):
+        def one(carry, k):
+            states, da = carry
+            eps = jnp.exp(da.log_step_size) if tune else eps0
+            states, info = step_all(k, states, eps)
+            if tune:
+                da = da_update(da, jnp.mean(info.acceptance_rate))
+            return (states, da), None
+
+        carry, _ = jax.lax.scan(one, carry, jax.random.split(key, n))
+        return carry
+
+    def sample_chunk(states, key, eps, n):
+        def draw(states, k):
+            def one(states, kk):
+                return step_all(kk, states, eps)
+
+            states, infos = jax.lax.scan(one, states, jax.random.split(k, thin))
+            info = jax.tree.map(lambda a: a[-1], infos)
+            rec = {"obs": jax.vmap(observables)(states.position)}
+            rec["stats"] = _per_chain_scalars(info, n_chains)
+            if hasattr(states, "logdensity"):
+                rec["stats"]["lp"] = states.logdensity
+            if record_positions:
+                rec["obs"]["position"] = states.position
+            return states, rec
+
+        return jax.lax.scan(draw, states, jax.random.split(key, n))
+
+    warm_chunk = jax.jit(warm_chunk, static_argnums=2)
+    sample_chunk = jax.jit(sample_chunk, static_argnums=3)
+
+    k_warm, k_sample = jax.random.split(key)
+    start = time.perf_counter()
+    states = init_states(positions, eps0)
+    da = da_init(eps0) if tune else da_init(1.0)
+    num_draws = num_steps // thin
+    bar = tqdm(total=warmup + num_draws * thin, unit="step", disable=not progress, desc="chains")
+    with bar:
+        for i, n in enumerate(_chunks(warmup, num_chunks)):
+            states, da = warm_chunk((states, da), jax.random.fold_in(k_warm, i), n)
+            jax.block_until_ready(states)
+            bar.update(n)
+        eps = da_final(da) if tune else eps0
+        records = []
+        for i, n in enumerate(_chunks(num_draws, num_chunks)):
+            states, rec = sample_chunk(states, jax.random.fold_in(k_sample, i), eps, n)
+            records.append(jax.device_get(rec))
+            bar.update(n * thin)
+    elapsed = time.perf_counter() - start
+
+    def stack(part):
+        return {
+            name: np.swapaxes(np.concatenate([r[part][name] for r in records]), 0, 1)
+            for name in records[0][part]
+        }
+
+    posterior, stats = stack("obs"), stack("stats")
+    if record_positions:
+        dims = {**dims, "position": [f"site_{i}" for i in range(positions.ndim - 1)]}
+    meta = dict(getattr(target, "params", {}) or {})
+    meta.update(
+        num_chains=n_chains,
+        num_steps=num_steps,
+        warmup=warmup,
+        thin=thin,
+        seed=seed,
+        wall_time_s=round(elapsed, 3),
+        versions=versions(),
+    )
+    if step_size is not None or tune:
+        meta["step_size"] = float(eps)
+    meta.update(attrs or {})
+    idata = _arviz.make_idata(posterior, stats, dims=dims, attrs=meta)
+    return (idata, states) if return_state else idata
+
+
+def _chunks(total: int, num_chunks: int) -> list[int]:
+    """Cut ``total`` into at most ``num_chunks`` equal pieces plus one remainder."""
+    if total == 0:
+        return []
+    size = max(1, -(-total // num_chunks))
+    pieces = [size] * (total // size)
+    if total % size:
+        pieces.append(total % size)
+    return pieces

@@ -1,0 +1,84 @@
+"""The target protocol: what the rest of uqmcmc needs from a physical system."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+
+
+@runtime_checkable
+class Target(Protocol):
+    """Anything with an action (negative log-density) and its gradient.
+
+    A target is duck-typed: a user's own object with these two methods works everywhere a
+    built-in target does, with no base class to inherit. Both methods take ONE configuration
+    (any array shape) and return a scalar and an array of the same shape; uqmcmc batches with
+    ``jax.vmap``. A target may also define ``observables(x) -> dict[str, Array]`` for one
+    configuration, which the chain driver records per draw.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> class Harmonic:
+    ...     def action(self, x):
+    ...         return 0.5 * jnp.sum(x**2)
+    ...     def grad(self, x):
+    ...         return x
+    >>> isinstance(Harmonic(), Target)
+    True
+    """
+
+    def action(self, x: Array) -> Array: ...
+
+    def grad(self, x: Array) -> Array: ...
+
+
+def logdensity_fn(target: Any):
+    """Return ``x -> -target.action(x)``, the log-density BlackJAX expects.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> from uqmcmc.targets import Gaussian
+    >>> float(logdensity_fn(Gaussian(jnp.zeros(2), jnp.eye(2)))(jnp.zeros(2)))
+    -0.0
+    """
+    return lambda x: -target.action(x)
+
+
+def default_observables(target: Any):
+    """The per-draw observables of ``target``: its ``observables`` method, else the position.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> from uqmcmc.targets import Gaussian
+    >>> sorted(default_observables(Gaussian(jnp.zeros(2), jnp.eye(2)))(jnp.ones(2)))
+    ['x']
+    """
+    obs = getattr(target, "observables", None)
+    if callable(obs):
+        return obs
+    return lambda x: {"x": x}
+
+
+def check_target(target: Any) -> None:
+    """Raise ``TypeError`` if ``target`` lacks a callable ``action`` or ``grad``."""
+    for name in ("action", "grad"):
+        if not callable(getattr(target, name, None)):
+            raise TypeError(
+                f"target {type(target).__name__} has no callable `{name}`: a target needs "
+                "`action(x)` and `grad(x)` (see uqmcmc.targets.Target)"
+            )
+
+
+def check_finite_array(name: str, value: Any) -> Array:
+    """Convert ``value`` to a float array and raise ``ValueError`` if any entry is not finite."""
+    arr = jnp.asarray(value, dtype=float)
+    if not bool(jnp.all(jnp.isfinite(arr))):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return arr
