@@ -60,18 +60,16 @@ def make_idata(
     dims = dict(dims or {})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
+        names = ["posterior", "sample_stats"] if sample_stats else ["posterior"]
         if ARVIZ_MAJOR < 1:
-            return az.from_dict(
-                posterior=posterior, sample_stats=sample_stats or None, dims=dims, attrs=attrs
-            )
-        data = {"posterior": posterior}
-        if sample_stats:
-            data["sample_stats"] = sample_stats
-        tree = az.from_dict(data, dims=dims)
-        tree.attrs.update(attrs)
-        for name in data:
-            tree[name].attrs.update(attrs)
-        return tree
+            idata = az.from_dict(posterior=posterior, sample_stats=sample_stats or None, dims=dims)
+        else:
+            data = {"posterior": posterior, "sample_stats": sample_stats}
+            idata = az.from_dict({k: data[k] for k in names}, dims=dims)
+            idata.attrs.update(attrs)
+        for name in names:
+            idata[name].attrs.update(attrs)
+        return idata
 
 
 def group(idata, name: str) -> xr.Dataset:

@@ -14,7 +14,17 @@ def versions() -> dict[str, str]:
     True
     """
     out = {}
-    for name in ("uqmcmc", "jax", "jaxlib", "blackjax", "numpyro", "flax", "optax", "arviz", "numpy"):
+    for name in (
+        "uqmcmc",
+        "jax",
+        "jaxlib",
+        "blackjax",
+        "numpyro",
+        "flax",
+        "optax",
+        "arviz",
+        "numpy",
+    ):
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

@@ -153,7 +153,9 @@ class Phi4:
         G = jnp.stack(
             [
                 0.5
-                * jnp.mean(phi * (jnp.roll(phi, -r, axis=-1) + jnp.roll(phi, -r, axis=-2)), (-2, -1))
+                * jnp.mean(
+                    phi * (jnp.roll(phi, -r, axis=-1) + jnp.roll(phi, -r, axis=-2)), (-2, -1)
+                )
                 for r in rs
             ],
             axis=-1,

@@ -1,0 +1,73 @@
+"""The ``uqmcmc`` command: parses arguments, calls the library, prints; nothing more."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+
+from uqmcmc import pipeline
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="uqmcmc",
+        description="Monte Carlo with machine-learned actions: exact chains, surrogates, "
+        "uncertainty-aware kernels and their comparison.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    ex = sub.add_parser("exact", help="exact phi^4 reference chains (checkerboard Metropolis)")
+    ex.add_argument("--L", type=int, default=8, help="lattice size (default 8)")
+    ex.add_argument("--beta", type=_finite_float, default=0.7, help="hopping (default 0.7)")
+    ex.add_argument("--g", type=_finite_float, default=1.0, help="quartic coupling (default 1)")
+    ex.add_argument("--chains", type=int, default=16, help="independent chains (default 16)")
+    ex.add_argument("--steps", type=int, default=20_000, help="sweeps per chain (default 20000)")
+    ex.add_argument("--warmup", type=int, default=2_000, help="discarded sweeps (default 2000)")
+    ex.add_argument("--thin", type=int, default=10, help="keep every n-th sweep (default 10)")
+    ex.add_argument("--step-size", type=_finite_float, default=1.0, help="proposal half-width")
+    ex.add_argument("--seed", type=int, default=0)
+    ex.add_argument("--out", default="uqmcmc-exact", help="output folder (default uqmcmc-exact)")
+    ex.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``uqmcmc`` command."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "exact":
+            res = pipeline.run_exact(
+                args.L,
+                args.beta,
+                args.g,
+                chains=args.chains,
+                steps=args.steps,
+                warmup=args.warmup,
+                thin=args.thin,
+                step_size=args.step_size,
+                seed=args.seed,
+                out=args.out,
+                progress=not args.no_progress,
+            )
+            print(
+                f"phi^4 L={args.L} beta={args.beta} g={args.g}: {args.chains} chains x "
+                f"{args.steps} sweeps (thin {args.thin}), exact checkerboard Metropolis"
+            )
+            print(pipeline.format_table(res.rows))
+            print(f"wrote {res.path}")
+    except (ValueError, TypeError) as err:
+        print(f"uqmcmc {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
