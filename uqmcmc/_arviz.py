@@ -148,3 +148,14 @@ def summarize(draws: np.ndarray) -> dict[str, float]:
         "ess_tail": ess(x, "tail"),
         "r_hat": rhat(x) if x.shape[0] > 1 else float("nan"),
     }
+
+
+def drop_posterior_vars(idata, names) -> Any:
+    """``idata`` with the named posterior variables removed (e.g. whole fields before saving)."""
+    post = group(idata, "posterior")
+    keep = post.drop_vars([n for n in names if n in post.data_vars])
+    if ARVIZ_MAJOR < 1:
+        idata.posterior = keep
+    else:
+        idata["posterior"] = xr.DataTree(keep)
+    return idata
