@@ -7,6 +7,7 @@ import math
 import sys
 
 from uqmcmc import pipeline
+from uqmcmc.compare import BACKENDS, CompareConfig, format_comparison, run_compare
 
 
 def _finite_float(text: str) -> float:
@@ -35,7 +36,42 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("--seed", type=int, default=0)
     ex.add_argument("--out", default="uqmcmc-exact", help="output folder (default uqmcmc-exact)")
     ex.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    cmp = sub.add_parser(
+        "compare",
+        help="surrogate chains of every UQ backend against the exact chain, with a report",
+    )
+    cmp.add_argument("--L", type=int, help="lattice size (default 8)")
+    cmp.add_argument("--beta", type=_finite_float, help="hopping (default 0.7)")
+    cmp.add_argument("--g", type=_finite_float, help="quartic coupling (default 1)")
+    cmp.add_argument(
+        "--backends",
+        help="comma-separated subset of: " + ",".join(BACKENDS) + " (default all)",
+    )
+    cmp.add_argument("--steps", type=int, help="MALA steps per surrogate chain (default 6000)")
+    cmp.add_argument("--chains", type=int, help="chains per run (default 16)")
+    cmp.add_argument("--seed", type=int, help="random seed (default 0)")
+    cmp.add_argument("--out", help="report folder (default uqmcmc-report)")
+    cmp.add_argument("--quick", action="store_true", help="a 1-2 minute version")
+    cmp.add_argument("--config", help="TOML file of settings (command-line options win)")
+    cmp.add_argument("--no-progress", action="store_true", help="hide the progress display")
     return parser
+
+
+def _compare_config(args) -> CompareConfig:
+    overrides = {
+        k: getattr(args, k)
+        for k in ("L", "beta", "g", "steps", "chains", "seed", "out")
+        if getattr(args, k) is not None
+    }
+    if args.backends:
+        overrides["backends"] = tuple(b.strip() for b in args.backends.split(",") if b.strip())
+    if args.quick:
+        overrides["quick"] = True
+    if args.config:
+        return CompareConfig.from_toml(args.config, **overrides)
+    if overrides.pop("quick", False):
+        return CompareConfig.quick_config(**overrides)
+    return CompareConfig(**overrides)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,7 +99,12 @@ def main(argv: list[str] | None = None) -> int:
             )
             print(pipeline.format_table(res.rows))
             print(f"wrote {res.path}")
-    except (ValueError, TypeError) as err:
+        elif args.command == "compare":
+            cfg = _compare_config(args).validate()
+            res = run_compare(cfg, progress=not args.no_progress)
+            print(format_comparison(res.comparison))
+            print(f"report: {res.out / 'report.html'} (and report.md, CSV, netCDF per run)")
+    except (ValueError, OSError) as err:
         print(f"uqmcmc {args.command}: error: {err}", file=sys.stderr)
         return 2
     return 0

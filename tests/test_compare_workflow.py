@@ -1,0 +1,107 @@
+"""The main job end to end: ``uqmcmc compare --quick`` and its report."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from uqmcmc.cli import main
+from uqmcmc.compare import CompareConfig, run_compare
+
+#: Backends of the quick run in the tests (the others are covered by their own test files).
+TESTED = ("ensemble", "last_layer")
+
+SECTIONS = (
+    "Settings",
+    "Comparison with the exact chain",
+    "Backend calibration on the test split",
+    "Observables across runs",
+    "Magnetisation histograms",
+    "Acceptance and penalty",
+    "Calibration of the backends",
+    "Predicted vs true grad S",
+    "Trace plots",
+    "Rank plots",
+)
+
+
+@pytest.fixture(scope="module")
+def quick_report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    code = main(
+        ["compare", "--quick", "--backends", ",".join(TESTED), "--steps", "300", "--out", str(out),
+         "--no-progress"]
+    )  # fmt: skip
+    return code, out
+
+
+def test_quick_compare_writes_every_section(quick_report, capsys):
+    code, out = quick_report
+    assert code == 0
+    html = (out / "report.html").read_text()
+    md = (out / "report.md").read_text()
+    for title in SECTIONS:
+        assert title in html and title in md, title
+    for title in ("Epistemic", "identit"):
+        assert re.search(title, html, re.I), title
+    comparison = pd.read_csv(out / "comparison.csv")
+    runs = set(comparison.run)
+    assert "exact-mala" in runs
+    for backend in TESTED:
+        for variant in ("mean/none", "mean/cd", "draws/none", "draws/cd"):
+            assert f"{backend}/{variant}" in runs
+        assert (out / "backends" / backend).is_dir()
+    assert (out / "exact.nc").exists() and (out / "ensemble_draws_cd.nc").exists()
+    pngs = list(out.glob("*.png"))
+    assert len(pngs) >= 7
+    for png in pngs:
+        with Image.open(png) as im:
+            im.verify()
+    assert html.count("data:image/png;base64,") >= 7
+
+
+def test_exact_mala_control_passes(quick_report):
+    _, out = quick_report
+    comparison = pd.read_csv(out / "comparison.csv")
+    control = comparison[comparison.run == "exact-mala"]
+    assert control["pass"].astype(bool).all(), control[["observable", "z"]]
+
+
+def test_same_seed_same_numbers(tmp_path):
+    def run(sub):
+        cfg = CompareConfig.quick_config(
+            backends=("last_layer",), steps=200, warmup=100, exact_steps=500, member_steps=100,
+            epochs=10, out=str(tmp_path / sub),
+        )  # fmt: skip
+        return run_compare(cfg, progress=False).comparison
+
+    a, b = run("a"), run("b")
+    np.testing.assert_array_equal(a["mean"].to_numpy(), b["mean"].to_numpy())
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"backends": ("nope",)}, "backends must be"),
+        ({"L": 1}, "L must be"),
+        ({"n_draws": 1}, "n_draws"),
+        ({"chains": 0}, "chains"),
+    ],
+)
+def test_bad_config(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        CompareConfig(**kwargs).validate()
+
+
+def test_toml_config(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('[compare]\nL = 6\nbeta = 0.5\nquick = true\nbackends = ["ensemble"]\n')
+    cfg = CompareConfig.from_toml(path, seed=3).validate()
+    assert (cfg.L, cfg.beta, cfg.seed, cfg.backends, cfg.quick) == (6, 0.5, 3, ("ensemble",), True)
+    path.write_text("typo = 1\n")
+    with pytest.raises(ValueError, match="unknown setting"):
+        CompareConfig.from_toml(path)

@@ -1,0 +1,418 @@
+"""The compare workflow: surrogate chains against the exact chain, as one library function.
+
+``run_compare(CompareConfig())`` is what ``uqmcmc compare`` runs: exact reference chains, the
+seed's training set, every UQ backend trained on ``grad S``, for each backend the MALA chains
+{mean, draws} x {no penalty, Ceperley-Dewing} plus one chain set per fixed member / posterior
+draw, the comparison with the exact chain, exact-identity checks, plots and a report folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import blackjax
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm.auto import tqdm
+
+from uqmcmc import _arviz, diagnostics
+from uqmcmc._meta import versions
+from uqmcmc._validation import positive, positive_int
+from uqmcmc.mcmc import ExactDelta, GradientDelta, mala, run_chains
+from uqmcmc.pipeline import run_exact
+from uqmcmc.targets import Phi4
+from uqmcmc.uq.fixed import FixedDraw
+
+#: Backend names accepted by ``--backends``, in report order.
+BACKENDS = ("ensemble", "dropout", "last_layer", "bnn", "deep_kernel")
+
+#: Acceptance rule of the penalty chains for each estimator mode.
+PENALTY = {"mean": "ceperley-dewing", "draws": "ceperley-dewing-estimated"}
+
+
+@dataclass
+class CompareConfig:
+    """Settings of a compare run (the defaults are the full run; :meth:`quick` the short one).
+
+    Lattice and couplings: ``L``, ``beta``, ``g``. Chains: ``chains`` x ``steps`` MALA steps
+    after ``warmup`` for every surrogate run, ``thin`` between kept draws; ``exact_steps``
+    checkerboard sweeps for the reference. ``member_chains`` x ``member_steps`` for each of
+    ``n_fixed`` fixed-draw chain sets per backend. Data: ``n_train`` + ``n_test``
+    configurations (seed 1: 180 + 20). ``epochs`` of training; ``n_members`` ensemble members;
+    ``n_draws`` joint draws per step in ``draws`` mode; ``rule`` the quadrature of ``grad S``.
+    """
+
+    L: int = 8
+    beta: float = 0.7
+    g: float = 1.0
+    backends: tuple[str, ...] = BACKENDS
+    chains: int = 16
+    steps: int = 6000
+    warmup: int = 1000
+    thin: int = 5
+    exact_steps: int = 20_000
+    n_fixed: int = 8
+    member_chains: int = 4
+    member_steps: int = 3000
+    n_train: int = 180
+    n_test: int = 20
+    epochs: int = 100
+    n_members: int = 10
+    n_draws: int = 8
+    rule: str = "simpson"
+    step_size: float | None = None
+    identity_positions: int = 100
+    seed: int = 0
+    out: str = "uqmcmc-report"
+    quick: bool = False
+
+    @classmethod
+    def quick_config(cls, **overrides) -> CompareConfig:
+        """A 1-2 minute version (used by the tests): small lattice, short chains and training."""
+        base = dict(
+            L=6, beta=0.5, chains=8, steps=600, warmup=200, thin=2, exact_steps=4000,
+            n_fixed=4, member_chains=2, member_steps=400, n_train=60, n_test=20, epochs=40,
+            n_members=4, n_draws=4, identity_positions=40, quick=True,
+        )  # fmt: skip
+        base.update(overrides)
+        return cls(**base)
+
+    @classmethod
+    def from_toml(cls, path: str | Path, **overrides) -> CompareConfig:
+        """Read settings from a TOML file (keys as the fields; ``quick = true`` starts from
+        :meth:`quick_config`), then apply ``overrides``."""
+        data = tomllib.loads(Path(path).read_text())
+        data = data.get("compare", data)
+        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown setting(s) in {path}: {', '.join(sorted(unknown))}")
+        data.update(overrides)
+        if data.get("quick"):
+            return cls.quick_config(**data)
+        return cls(**data)
+
+    def validate(self) -> CompareConfig:
+        """Check every setting; returns ``self`` with ``backends`` as a tuple."""
+        Phi4(self.L, self.beta, self.g)
+        for name in ("chains", "steps", "thin", "exact_steps", "member_steps", "n_train",
+                     "epochs", "n_members", "identity_positions"):  # fmt: skip
+            positive_int(name, getattr(self, name))
+        positive_int("warmup", self.warmup, minimum=1)
+        positive_int("n_fixed", self.n_fixed, minimum=2)
+        positive_int("member_chains", self.member_chains, minimum=2)
+        positive_int("n_test", self.n_test, minimum=2)
+        positive_int("n_draws", self.n_draws, minimum=2)
+        positive_int("seed", self.seed, minimum=0)
+        if self.step_size is not None:
+            positive("step_size", self.step_size)
+        backends = tuple(self.backends)
+        bad = [b for b in backends if b not in BACKENDS]
+        if bad or not backends:
+            raise ValueError(f"backends must be a non-empty subset of {BACKENDS}, got {bad}")
+        self.backends = backends
+        return self
+
+
+@dataclass
+class CompareResult:
+    """Everything a compare run produced (the report folder holds the same, on disk)."""
+
+    config: CompareConfig
+    exact: Any
+    runs: dict[str, Any]
+    comparison: Any
+    epistemic: Any
+    identities: Any
+    calibration: dict[str, dict]
+    timings: dict[str, float] = field(default_factory=dict)
+    out: Path | None = None
+
+
+# -- backends -----------------------------------------------------------------------------
+def _rcnn_kwargs(dropout: float = 0.0) -> dict:
+    """The RCNN that reaches ~1% relative RMSE on phi^4's grad S (3x3 stem, 1x1 blocks)."""
+    return {"dropout": dropout} if dropout else {}
+
+
+def make_backend(name: str, cfg: CompareConfig):
+    """An unfitted backend of the given name with the RCNN surrogate of ``grad S``."""
+    from uqmcmc.nets import RCNN
+    from uqmcmc.uq.bnn import NumPyroBNN
+    from uqmcmc.uq.deep_kernel import DeepKernelRegression
+    from uqmcmc.uq.dropout import MCDropout
+    from uqmcmc.uq.ensemble import DeepEnsemble
+    from uqmcmc.uq.last_layer import BayesianLastLayer
+
+    if name == "ensemble":
+        return DeepEnsemble(RCNN, _rcnn_kwargs(), n_members=cfg.n_members)
+    if name == "dropout":
+        return MCDropout(RCNN, _rcnn_kwargs(dropout=0.05))
+    if name == "last_layer":
+        return BayesianLastLayer(RCNN, _rcnn_kwargs())
+    if name == "bnn":
+        return NumPyroBNN(RCNN, {**_rcnn_kwargs(), "channels": 8, "depth": 1})
+    if name == "deep_kernel":
+        return DeepKernelRegression(RCNN, _rcnn_kwargs())
+    raise ValueError(f"unknown backend {name!r}; choose from {BACKENDS}")
+
+
+def _fit_kwargs(name: str, cfg: CompareConfig) -> dict:
+    if name == "bnn":
+        return {"method": "svi"}
+    from uqmcmc.uq.training import cosine_adam
+
+    return {"epochs": cfg.epochs, "optimizer": cosine_adam(3e-2), "progress": False}
+
+
+def fit_backend(name: str, cfg: CompareConfig, x, y, key):
+    """Build and fit one backend on ``(x, y)``."""
+    return make_backend(name, cfg).fit(x, y, key=key, **_fit_kwargs(name, cfg))
+
+
+# -- per-draw chains ------------------------------------------------------------------------
+def per_draw_algorithm(
+    backend: Any, draws: Any, make_algorithm: Callable[[Any], blackjax.base.SamplingAlgorithm]
+) -> blackjax.base.SamplingAlgorithm:
+    """One algorithm stepping ``K`` chains at once, chain ``k`` on fixed draw ``draws[k]``.
+
+    A position is ``(K, *shape)``; the ``K`` kernels run under ``jax.vmap`` (one compiled
+    step), each with :class:`~uqmcmc.uq.fixed.FixedDraw` ``(backend, draws[k])``. The step's
+    info is the acceptance rate averaged over the ``K`` draws.
+    """
+
+    def alg(draw):
+        return make_algorithm(FixedDraw(backend, draw))
+
+    def init(x, rng_key=None):
+        return jax.vmap(lambda d, xi: alg(d).init(xi))(draws, x)
+
+    def step(key, state):
+        keys = jax.random.split(key, jax.tree.leaves(draws)[0].shape[0])
+        state, info = jax.vmap(lambda d, k, s: alg(d).step(k, s))(draws, keys, state)
+        return state, blackjax.mcmc.random_walk.RWInfo(
+            jnp.mean(info.acceptance_rate), jnp.mean(info.is_accepted.astype(float)), None
+        )
+
+    return blackjax.base.SamplingAlgorithm(init, step)
+
+
+def _draw_specs(backend: Any, key, k: int):
+    if callable(getattr(backend, "predict_member", None)):
+        n = getattr(backend, "n_members", k)
+        return jnp.arange(min(k, n))
+    return jax.random.split(key, k)
+
+
+def _split_members(idata, k: int, attrs: Mapping) -> list:
+    post = _arviz.group(idata, "posterior")
+    out = []
+    for i in range(k):
+        obs = {name: np.asarray(post[name].values)[:, :, i] for name in post.data_vars}
+        out.append(_arviz.make_idata(obs, dims={"G": ["r"]}, attrs={**attrs, "draw": i}))
+    return out
+
+
+# -- the workflow ---------------------------------------------------------------------------
+def run_compare(cfg: CompareConfig | None = None, *, progress: bool = True) -> CompareResult:
+    """Run the whole comparison and write the report folder ``cfg.out``.
+
+    Examples
+    --------
+    >>> cfg = CompareConfig.quick_config(backends=("last_layer",), out=tempfile.mkdtemp())
+    >>> res = run_compare(cfg, progress=False)  # doctest: +SKIP
+    >>> sorted(res.runs)[:2]  # doctest: +SKIP
+    ['exact-mala', 'last_layer/draws/cd']
+    """
+    cfg = (cfg or CompareConfig()).validate()
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    target = Phi4(cfg.L, cfg.beta, cfg.g)
+    key = jax.random.key(cfg.seed)
+    k_data, k_fit, k_chain, k_draw = jax.random.split(key, 4)
+    timings: dict[str, float] = {}
+    n_stages = 3 + 2 * len(cfg.backends) + 1
+    bar = tqdm(total=n_stages, unit="stage", disable=not progress, desc="compare")
+
+    def stage(name: str):
+        bar.set_description(f"compare: {name}")
+        return time.perf_counter()
+
+    def done(name: str, t0: float):
+        timings[name] = round(time.perf_counter() - t0, 2)
+        bar.update(1)
+
+    x0 = jax.random.normal(jax.random.key(cfg.seed + 1), (cfg.chains, *target.shape))
+    common = dict(warmup=cfg.warmup, thin=cfg.thin, target=target, progress=False)
+    with bar:
+        t0 = stage("exact chain")
+        exact = run_exact(
+            cfg.L, cfg.beta, cfg.g, chains=cfg.chains, steps=cfg.exact_steps,
+            warmup=cfg.warmup, thin=cfg.thin, seed=cfg.seed, progress=False,
+        ).idata  # fmt: skip
+        done("exact", t0)
+
+        t0 = stage("exact MALA")
+        runs: dict[str, Any] = {}
+        exact_mala, step_size = _exact_mala(target, k_chain, x0, cfg, common)
+        runs["exact-mala"] = exact_mala
+        done("exact_mala", t0)
+
+        t0 = stage("training set")
+        from uqmcmc.uq.data import make_dataset
+
+        data = make_dataset(target, k_data, cfg.n_train + cfg.n_test, n_test=cfg.n_test)
+        done("dataset", t0)
+
+        calibration: dict[str, dict] = {}
+        predictions: dict[str, tuple] = {}
+        members: dict[str, list] = {}
+        for i, name in enumerate(cfg.backends):
+            t0 = stage(f"train {name}")
+            backend = fit_backend(
+                name, cfg, data.train.x, data.train.grad, jax.random.fold_in(k_fit, i)
+            )
+            backend.save(out / "backends" / name)
+            calibration[name] = _calibration(backend, data.test)
+            mean, var = backend.predict_mean_var(data.test.x)
+            predictions[name] = (np.asarray(mean), np.asarray(var), np.asarray(data.test.grad))
+            done(f"train_{name}", t0)
+
+            t0 = stage(f"chains {name}")
+            k_b = jax.random.fold_in(k_chain, i + 1)
+            for j, mode in enumerate(("mean", "draws")):
+                n_draws = cfg.n_draws if mode == "draws" else None
+                est = GradientDelta(backend, rule=cfg.rule, mode=mode, n_draws=n_draws)
+                for acc_name, rule in (("none", "none"), ("cd", PENALTY[mode])):
+                    runs[f"{name}/{mode}/{acc_name}"] = run_chains(
+                        mala(est, step_size, acceptance=rule),
+                        jax.random.fold_in(k_b, 2 * j + (acc_name == "cd")),
+                        x0,
+                        cfg.steps,
+                        record_positions=True,
+                        attrs={**est.params, "acceptance": rule, "kernel": "mala",
+                               "backend": name, "mode": mode, "seed": cfg.seed},
+                        **common,
+                    )  # fmt: skip
+            members[name] = _member_runs(name, backend, target, step_size, cfg, k_draw, i)
+            done(f"chains_{name}", t0)
+
+        t0 = stage("report")
+        result = _report(cfg, target, exact, runs, members, calibration, predictions, out)
+        result.timings = timings
+        done("report", t0)
+    (out / "timings.json").write_text(json.dumps(timings, indent=2))
+    return result
+
+
+def _exact_mala(target, key, x0, cfg: CompareConfig, common: Mapping):
+    """Exact-ΔS MALA (the control run); tunes the step size shared by every surrogate run."""
+    est = ExactDelta(target)
+    attrs = {**est.params, "acceptance": "none", "kernel": "mala", "seed": cfg.seed}
+    if cfg.step_size is not None:
+        idata = run_chains(
+            mala(est, cfg.step_size, acceptance="none"), key, x0, cfg.steps,
+            record_positions=True, attrs=attrs, **common,
+        )  # fmt: skip
+        return idata, cfg.step_size
+    idata = run_chains(
+        lambda s: mala(est, s, acceptance="none"), key, x0, cfg.steps, step_size=0.01,
+        target_acceptance=0.6, record_positions=True, attrs=attrs, **common,
+    )  # fmt: skip
+    return idata, float(_arviz.attrs(idata)["step_size"])
+
+
+def _member_runs(name, backend, target, step_size, cfg: CompareConfig, key, i) -> list:
+    """One chain set per fixed member / posterior draw, all drawn in one vmapped run."""
+    draws = _draw_specs(backend, jax.random.fold_in(key, i), cfg.n_fixed)
+    k = int(jax.tree.leaves(draws)[0].shape[0])
+    alg = per_draw_algorithm(
+        backend, draws, lambda b: mala(GradientDelta(b, rule=cfg.rule), step_size, "none")
+    )
+    x0 = jax.random.normal(jax.random.fold_in(key, 100 + i), (cfg.member_chains, k, *target.shape))
+    idata = run_chains(
+        alg, jax.random.fold_in(key, 200 + i), x0, cfg.member_steps, warmup=cfg.warmup,
+        thin=cfg.thin, observables=jax.vmap(target.observables), progress=False,
+    )  # fmt: skip
+    attrs = {**target.params, "backend": name, "mode": "fixed-draw", "acceptance": "none"}
+    return _split_members(idata, k, attrs)
+
+
+def _calibration(backend, test) -> dict:
+    from uqmcmc.uq import calibration
+
+    m = calibration.metrics(backend, test.x, test.grad)
+    return {k: float(v) for k, v in m.items() if np.ndim(v) == 0}
+
+
+def _highlights(runs: Mapping[str, Any]) -> list[str]:
+    """The runs whose trace and rank plots go in the report: the control and draws+penalty."""
+    return [k for k in runs if k == "exact-mala" or k.endswith("/draws/cd")]
+
+
+def _report(cfg, target, exact, runs, members, calibration, predictions, out: Path):
+    import pandas as pd
+
+    comparison = diagnostics.compare_to_exact(runs, exact)
+    epistemic = diagnostics.epistemic_spread(members, exact) if members else None
+    identities = diagnostics.check_identities(target, runs, num_positions=cfg.identity_positions)
+    for name, idata in {"exact": exact, **runs}.items():
+        _arviz.drop_posterior_vars(idata, ["position"])
+        _arviz.save(idata, out / f"{name.replace('/', '_')}.nc")
+    calib = pd.DataFrame([{"backend": k, **v} for k, v in calibration.items()])
+    everything = {"exact": exact, **runs}
+    figures = {
+        "Observables across runs": diagnostics.plot_forest(comparison, epistemic),
+        "Magnetisation histograms": diagnostics.plot_histograms(runs, exact),
+        "Acceptance and penalty": diagnostics.plot_acceptance(runs),
+        "Calibration of the backends": diagnostics.plot_calibration(predictions),
+        "Predicted vs true grad S": diagnostics.plot_predicted_vs_true(predictions),
+        "Trace plots": [diagnostics.plot_trace(everything[k]) for k in _highlights(runs)],
+        "Rank plots": [diagnostics.plot_rank(everything[k]) for k in _highlights(runs)],
+    }
+    settings = {**dataclasses.asdict(cfg), "versions": versions()}
+    sections = diagnostics.report_sections(
+        settings=settings, comparison=comparison, epistemic=epistemic, identities=identities,
+        figures=figures,
+    )  # fmt: skip
+    sections.insert(
+        2,
+        diagnostics.Section(
+            "Backend calibration on the test split",
+            "Metrics of each backend's predictive mean and variance of grad S on the held-out "
+            "configurations (uqmcmc.uq.calibration.metrics).",
+            calib,
+            csv="calibration.csv",
+        ),
+    )
+    title = f"uqmcmc compare: phi^4 L={cfg.L}, beta={cfg.beta}, g={cfg.g}"
+    diagnostics.write_report(out, title=title, sections=sections)
+    return CompareResult(cfg, exact, runs, comparison, epistemic, identities, calibration, out=out)
+
+
+def format_comparison(comparison) -> str:
+    """The comparison as a plain-text table: bias z-score per run (rows) and observable
+    (columns), ``*`` marking a failed test, and the run's acceptance rate."""
+    obs = list(dict.fromkeys(comparison.observable))
+    runs = list(dict.fromkeys(comparison.run))
+    width = max(len(r) for r in runs) + 2
+    head = f"{'run':<{width}}" + "".join(f"{o[:10]:>11}" for o in obs) + f"{'accept':>8}"
+    lines = ["bias z-scores against the exact chain (* = fails at the stated level)", head,
+             "-" * len(head)]  # fmt: skip
+    for run in runs:
+        rows = comparison[comparison.run == run].set_index("observable")
+        cells = []
+        for o in obs:
+            z = rows.loc[o, "z"] if o in rows.index else np.nan
+            failed = o in rows.index and not bool(rows.loc[o, "pass"])
+            cells.append(f"{z:>10.2f}{'*' if failed else ' '}" if np.isfinite(z) else f"{'-':>11}")
+        acc = rows["acceptance_rate"].iloc[0] if "acceptance_rate" in rows else np.nan
+        lines.append(f"{run:<{width}}" + "".join(cells) + f"{acc:>8.3f}")
+    return "\n".join(lines)

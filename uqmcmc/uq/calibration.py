@@ -1,0 +1,256 @@
+"""Calibration of a UQ backend: accuracy, coverage, calibration error, residual normality,
+and variance recalibration (sigma scaling) returning a wrapped backend with the same protocol.
+
+Every statistic treats each output element (each site of a field, each energy) as one
+prediction ``N(mean, var)`` of the label. Elements of one field are correlated, so p-values and
+counts are descriptive rather than independent-sample tests.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from scipy import stats as sps
+
+from uqmcmc._validation import positive_int
+from uqmcmc.uq import io
+
+Array = jax.Array
+
+__all__ = ["metrics", "metrics_from_predictions", "recalibrate", "sigma_scale", "Recalibrated"]
+
+#: Central-interval probabilities whose coverage :func:`metrics` reports.
+COVERAGE_LEVELS = (0.5, 0.9, 0.95)
+
+#: The backends :meth:`Recalibrated.load` may rebuild: class name -> module.
+_BACKENDS = {
+    "DeepEnsemble": "uqmcmc.uq.ensemble",
+    "MCDropout": "uqmcmc.uq.dropout",
+    "BayesianLastLayer": "uqmcmc.uq.last_layer",
+    "NumPyroBNN": "uqmcmc.uq.bnn",
+    "DeepKernelRegression": "uqmcmc.uq.deep_kernel",
+    "Recalibrated": "uqmcmc.uq.calibration",
+}
+
+
+def metrics_from_predictions(mean, var, y, *, n_qq: int = 200) -> dict[str, Any]:
+    """Calibration metrics of Gaussian predictions ``N(mean, var)`` against labels ``y``.
+
+    Parameters
+    ----------
+    mean, var, y
+        Arrays of one shape; ``var > 0`` and everything finite.
+    n_qq
+        Number of QQ points returned (evenly spaced probabilities).
+
+    Returns
+    -------
+    dict with
+        ``n`` number of elements; ``nll`` mean Gaussian negative log-likelihood per element;
+        ``rmse``; ``rel_rmse`` = ``rmse / rms(y)``; ``z_mean``, ``z_var`` of the z-scores
+        ``(y - mean) / sqrt(var)`` (0 and 1 when calibrated); ``coverage_50``, ``coverage_90``,
+        ``coverage_95`` fractions of labels inside the central intervals;
+        ``calibration_error`` mean squared gap between expected and observed quantile levels
+        (Kuleshov et al. 2018, 99 levels) and ``miscalibration_area`` the mean absolute gap
+        (the area between the calibration curve and the diagonal); ``sharpness``
+        ``sqrt(mean(var))``; ``excess_kurtosis`` of the z-scores (0 for Gaussian, > 0 heavy
+        tails); ``normality_stat``, ``normality_pvalue`` of D'Agostino-Pearson's test on the
+        z-scores; ``qq_theoretical``, ``qq_observed`` standard-normal vs z-score quantiles.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> y = np.random.default_rng(0).normal(size=4000)
+    >>> m = metrics_from_predictions(np.zeros(4000), np.ones(4000), y)
+    >>> round(m["coverage_90"], 2), round(m["z_var"], 1), m["qq_observed"].shape
+    (0.9, 1.0, (200,))
+    """
+    n_qq = positive_int("n_qq", n_qq, minimum=2)
+    mean, var, y = (np.asarray(a, dtype=np.float64) for a in (mean, var, y))
+    if not mean.shape == var.shape == y.shape:
+        raise ValueError(
+            f"mean, var and y must have one shape, got {mean.shape}, {var.shape}, {y.shape}"
+        )
+    if mean.size < 2:
+        raise ValueError(f"y must hold at least 2 elements, got {mean.size}")
+    for name, a in (("mean", mean), ("var", var), ("y", y)):
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"{name} must be finite")
+    if not np.all(var > 0):
+        raise ValueError(f"predicted var must be > 0 everywhere, min is {var.min()!r}")
+    mean, var, y = mean.ravel(), var.ravel(), y.ravel()
+    resid = y - mean
+    z = resid / np.sqrt(var)
+    out: dict[str, Any] = {
+        "n": int(y.size),
+        "nll": float(np.mean(0.5 * np.log(2 * np.pi * var) + 0.5 * z**2)),
+        "rmse": float(np.sqrt(np.mean(resid**2))),
+        "rel_rmse": float(np.sqrt(np.mean(resid**2) / np.mean(y**2))),
+        "z_mean": float(z.mean()),
+        "z_var": float(z.var()),
+    }
+    for p in COVERAGE_LEVELS:
+        out[f"coverage_{round(100 * p)}"] = float(np.mean(np.abs(z) <= sps.norm.ppf(0.5 + p / 2)))
+    levels = np.linspace(0.01, 0.99, 99)
+    observed = np.mean(sps.norm.cdf(z)[:, None] <= levels, axis=0)
+    out["calibration_error"] = float(np.mean((observed - levels) ** 2))
+    out["miscalibration_area"] = float(np.mean(np.abs(observed - levels)))
+    out["sharpness"] = float(np.sqrt(var.mean()))
+    out["excess_kurtosis"] = float(sps.kurtosis(z, fisher=True))
+    if z.size >= 20:
+        test = sps.normaltest(z)
+        out["normality_stat"], out["normality_pvalue"] = float(test.statistic), float(test.pvalue)
+    else:
+        out["normality_stat"] = out["normality_pvalue"] = float("nan")
+    probs = (np.arange(n_qq) + 0.5) / n_qq
+    out["qq_theoretical"] = sps.norm.ppf(probs)
+    out["qq_observed"] = np.quantile(z, probs)
+    return out
+
+
+def metrics(backend: Any, x: Array, y: Array, *, n_qq: int = 200) -> dict[str, Any]:
+    """Calibration metrics of ``backend.predict_mean_var(x)`` against labels ``y``.
+
+    See :func:`metrics_from_predictions` for the keys. ``var`` is whatever the backend returns
+    (epistemic only for most backends: then ``z_var > 1`` on noisy labels is expected).
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> class Unit:  # predicts N(0, 1) everywhere
+    ...     def predict_mean_var(self, x):
+    ...         return jnp.zeros(x.shape[0]), jnp.ones(x.shape[0])
+    ...     def predict_draws(self, key, x, n):
+    ...         return jax.random.normal(key, (n, x.shape[0]))
+    >>> y = jax.random.normal(jax.random.key(1), (2000,))
+    >>> round(metrics(Unit(), jnp.zeros((2000, 1)), y)["coverage_95"], 2)
+    0.95
+    """
+    mean, var = backend.predict_mean_var(x)
+    if np.shape(y) != np.shape(mean):
+        raise ValueError(f"y must have the prediction's shape {np.shape(mean)}, got {np.shape(y)}")
+    return metrics_from_predictions(mean, var, y, n_qq=n_qq)
+
+
+def sigma_scale(mean, var, y) -> float:
+    """The variance scale ``s^2 = mean(z^2)`` minimising the Gaussian NLL of ``N(mean, s^2 var)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> y = 3.0 * np.random.default_rng(0).normal(size=10000)
+    >>> round(sigma_scale(np.zeros(10000), np.ones(10000), y), 1)
+    9.0
+    """
+    m = metrics_from_predictions(mean, var, y, n_qq=2)
+    return float(m["z_var"] + m["z_mean"] ** 2)
+
+
+class Recalibrated:
+    """A backend whose predictive variance is scaled by a constant ``scale`` (sigma scaling).
+
+    ``predict_mean_var`` returns the wrapped backend's mean and ``scale * var``;
+    ``predict_draws`` returns ``mean + sqrt(scale) * (draw - mean)`` for the wrapped backend's
+    joint draws, so draws keep their joint structure and their covariance is scaled by
+    ``scale``. ``var`` contains what the wrapped backend's ``var`` contains, rescaled. Build it
+    with :func:`recalibrate`; ``fit`` is not offered (refit the wrapped backend, then
+    recalibrate again).
+
+    Parameters
+    ----------
+    backend
+        A fitted backend (``predict_mean_var``, ``predict_draws``; ``save``/``load`` to save).
+    scale
+        Variance multiplier ``s^2 > 0``.
+    """
+
+    kind = "Recalibrated"
+
+    def __init__(self, backend: Any, scale: float):
+        scale = float(scale)
+        if not (np.isfinite(scale) and scale > 0):
+            raise ValueError(f"scale must be a finite number > 0, got {scale!r}")
+        self.backend = backend
+        self.scale = scale
+
+    def predict_mean_var(self, x: Array, **kwargs: Any) -> tuple[Array, Array]:
+        """The wrapped backend's mean and ``scale`` times its variance (``kwargs``, e.g.
+        ``epistemic_only``, are passed on)."""
+        mean, var = self.backend.predict_mean_var(x, **kwargs)
+        return mean, self.scale * var
+
+    def predict_draws(self, key: Array, x: Array, n: int) -> Array:
+        """The wrapped backend's joint draws, spread about its mean by ``sqrt(scale)``."""
+        draws = self.backend.predict_draws(key, x, n)
+        mean, _ = self.backend.predict_mean_var(x)
+        return mean + jnp.sqrt(self.scale) * (draws - mean)
+
+    def predict_delta_mean_var(self, x: Array, x_new: Array) -> tuple[Array, Array]:
+        """The wrapped backend's moments of ``f(x_new) - f(x)``, variance times ``scale``."""
+        mean, var = self.backend.predict_delta_mean_var(x, x_new)
+        return mean, self.scale * var
+
+    def save(self, path: str | Path) -> Path:
+        """Save to directory ``path``: the scale, and the wrapped backend in ``path/inner``.
+
+        The wrapped backend must be one of uqmcmc's backends (it is rebuilt by name from that
+        list only, never imported from a name found in the file).
+        """
+        name = type(self.backend).__name__
+        if _BACKENDS.get(name) != type(self.backend).__module__:
+            raise ValueError(f"can only save a wrapped uqmcmc backend, got {name}")
+        path = Path(path)
+        self.backend.save(path / "inner")
+        meta = {"kind": self.kind, "inner": name}
+        return io.save_state(path, {"scale": np.asarray(self.scale)}, meta)
+
+    @classmethod
+    def load(cls, path: str | Path, *, model_cls: type | None = None) -> Recalibrated:
+        """Read what :meth:`save` wrote; ``model_cls`` goes to the wrapped backend's ``load``
+        (needed for a user's own network class unless it is registered)."""
+        arrays, meta = io.load_state(path, cls.kind)
+        name = meta.get("inner")
+        if name not in _BACKENDS:
+            raise ValueError(f"{str(path)!r}: wrapped backend {name!r} is not a uqmcmc backend")
+        inner_cls = getattr(importlib.import_module(_BACKENDS[name]), name)
+        return cls(
+            inner_cls.load(Path(path) / "inner", model_cls=model_cls), float(arrays["scale"])
+        )
+
+
+def recalibrate(backend: Any, x: Array, y: Array) -> Recalibrated:
+    """Fit a variance scale on held-out data ``(x, y)`` and wrap ``backend`` with it.
+
+    Sigma scaling (Levi et al. 2019; Laves et al. 2020): the one multiplier ``s^2`` of the
+    predictive variance that minimises the Gaussian NLL on the held-out set, ``s^2 = mean(z^2)``
+    with ``z`` the z-scores. Use data the backend was not trained on.
+
+    Returns
+    -------
+    Recalibrated
+        Same protocol (``predict_mean_var``, ``predict_draws``, ``save``, ``load``).
+
+    Examples
+    --------
+    >>> import jax, jax.numpy as jnp
+    >>> class Narrow:  # predicts N(0, 0.25) but the labels have variance 1
+    ...     def predict_mean_var(self, x):
+    ...         return jnp.zeros(x.shape[0]), jnp.full(x.shape[0], 0.25)
+    ...     def predict_draws(self, key, x, n):
+    ...         return 0.5 * jax.random.normal(key, (n, 1)) * jnp.ones(x.shape[0])
+    >>> y = jax.random.normal(jax.random.key(0), (5000,))
+    >>> fixed = recalibrate(Narrow(), jnp.zeros((5000, 1)), y)
+    >>> round(fixed.scale)
+    4
+    >>> round(metrics(fixed, jnp.zeros((5000, 1)), y)["coverage_90"], 2)
+    0.9
+    """
+    mean, var = backend.predict_mean_var(x)
+    if np.shape(y) != np.shape(mean):
+        raise ValueError(f"y must have the prediction's shape {np.shape(mean)}, got {np.shape(y)}")
+    return Recalibrated(backend, sigma_scale(mean, var, y))

@@ -1,0 +1,521 @@
+"""Deep kernel regression: a sparse GP on the learned features of a trained network.
+
+The network is trained first (``uqmcmc.uq.training.train``, MSE); its last hidden features
+``h`` per site then are the inputs of a GP that replaces the network's linear readout:
+
+    y(x) = c J + A g(h(x)) + noise,     g ~ GP(0, k),
+
+where ``A`` is the network's reduction over the ``J`` sites of an output (identity, ``J = 1``,
+for a field: every site is one data point; the sum over sites for an extensive energy) and
+``c`` a constant per site. ``k`` is an ARD RBF or Matern kernel; its hyperparameters, the
+noise and ``M`` inducing inputs ``Z`` in feature space maximise Titsias' collapsed
+variational bound (optax Adam), so no solve is ever larger than ``M x M`` and the cost is
+``O(n M^2)`` in the number ``n`` of data points. The hyperparameters are fitted on a random
+subset of at most ``max_points`` data points (sites of a field, configurations of an
+energy); the posterior of the inducing values then uses all of them.
+
+Why features from a separately trained network rather than learned jointly through the
+marginal likelihood: joint training of many network weights by the marginal likelihood
+overfits and can collapse the features (Ober, Rasmussen & van der Wilk, UAI 2021), it would
+duplicate the training loop, and a fixed trained network lets the GP, the Bayesian last layer
+and the ensemble be compared on the same features. Why the GP models the labels rather than
+the trained network's residuals: the prior variance of a residual GP is fitted to the small
+in-distribution residuals and caps the uncertainty everywhere else (measured: variance only
+1.1-1.3 times larger in a data gap); a GP on the labels reverts to the label-scale prior
+variance where the features leave the training data.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import jax.scipy.linalg as jsl
+import numpy as np
+import optax
+from flax import nnx
+
+from uqmcmc._validation import positive, positive_int
+from uqmcmc.uq import io
+from uqmcmc.uq.bnn import check_xy
+from uqmcmc.uq.training import as_key, train
+
+Array = jax.Array
+
+__all__ = ["DeepKernelRegression", "KERNELS", "kernel_matrix"]
+
+#: Kernels by name; Matern ``nu`` = 1/2, 3/2, 5/2 (RBF is the ``nu -> inf`` limit).
+KERNELS = {"rbf": None, "matern12": 0.5, "matern32": 1.5, "matern52": 2.5}
+
+_JITTER = 1e-4  # relative to the signal variance (float32)
+
+
+class GPParams(NamedTuple):
+    """Hyperparameters (log scale) and inducing inputs ``z (M, F)``."""
+
+    log_lengthscale: Array
+    log_signal: Array
+    log_noise: Array
+    z: Array
+
+
+class GPPosterior(NamedTuple):
+    """Whitened posterior of the inducing values: ``chol(Kuu)``, ``chol(I + A A^T)``, ``c``."""
+
+    luu: Array
+    lb: Array
+    c: Array
+
+
+def kernel_matrix(kernel: str, p: GPParams, a: Array, b: Array) -> Array:
+    """``k(a_i, b_j)`` for ``a (n, F)``, ``b (m, F)``.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> p = GPParams(jnp.zeros(2), jnp.log(2.0), jnp.log(0.1), jnp.zeros((3, 2)))
+    >>> k = kernel_matrix("matern32", p, jnp.zeros((1, 2)), jnp.ones((3, 2)))
+    >>> k.shape, round(float(k[0, 0]), 3)  # 2 (1 + sqrt(6)) exp(-sqrt(6))
+    ((1, 3), 0.596)
+    """
+    ls = jnp.exp(p.log_lengthscale)
+    a, b = a / ls, b / ls
+    d2 = jnp.sum(a * a, -1)[:, None] + jnp.sum(b * b, -1)[None, :] - 2.0 * a @ b.T
+    d2 = jnp.maximum(d2, 0.0)
+    nu = KERNELS[kernel]
+    if nu is None:
+        k = jnp.exp(-0.5 * d2)
+    else:
+        r = jnp.sqrt(2.0 * nu * d2 + 1e-12)
+        poly = {0.5: 1.0, 1.5: 1.0 + r, 2.5: 1.0 + r + r * r / 3.0}[nu]
+        k = poly * jnp.exp(-r)
+    return jnp.exp(p.log_signal) * k
+
+
+# -- the GP observed through weighted sums over groups of sites ---------------------------
+class Obs(NamedTuple):
+    """``K`` observations, each ``sum_j weights[k, j] * g(groups[k, j])``.
+
+    ``groups (K, J, F)``, ``weights (K, J)``: ``J = 1`` and weight 1 for a field (every site
+    observed), ``J`` = the number of sites for an energy, and weights ``-1, +1`` for a
+    difference ``f(x') - f(x)``.
+    """
+
+    groups: Array
+    weights: Array
+
+
+def _cross(kernel, p, obs):
+    """``Cov(u, obs)``: ``(M, K)``."""
+    K, J, F = obs.groups.shape
+    k = kernel_matrix(kernel, p, p.z, obs.groups.reshape(K * J, F)).reshape(-1, K, J)
+    return jnp.sum(k * obs.weights, -1)
+
+
+def _prior_var(kernel, p, obs):
+    """Prior variance of every observation, ``(K,)``."""
+    if obs.groups.shape[1] == 1:
+        return jnp.exp(p.log_signal) * obs.weights[:, 0] ** 2
+
+    def one(g, w):
+        return w @ kernel_matrix(kernel, p, g, g) @ w
+
+    return jax.vmap(one)(obs.groups, obs.weights)
+
+
+def _luu(kernel, p):
+    m = p.z.shape[0]
+    kuu = kernel_matrix(kernel, p, p.z, p.z) + _JITTER * jnp.exp(p.log_signal) * jnp.eye(m)
+    return jnp.linalg.cholesky(kuu)
+
+
+def _collapsed(kernel, p, obs, r):
+    """Titsias' bound per data point and the (whitened) posterior it implies."""
+    noise = jnp.exp(p.log_noise)
+    luu = _luu(kernel, p)
+    a = jsl.solve_triangular(luu, _cross(kernel, p, obs), lower=True) / jnp.sqrt(noise)
+    lb = jnp.linalg.cholesky(jnp.eye(a.shape[0]) + a @ a.T)
+    c = jsl.solve_triangular(lb, a @ r, lower=True) / jnp.sqrt(noise)
+    n = r.shape[0]
+    logdet = 2.0 * jnp.sum(jnp.log(jnp.diag(lb))) + n * p.log_noise
+    quad = jnp.sum(r * r) / noise - jnp.sum(c * c)
+    trace = jnp.sum(_prior_var(kernel, p, obs)) / noise - jnp.sum(a * a)
+    bound = -0.5 * (n * jnp.log(2 * jnp.pi) + logdet + quad + trace)
+    return bound / n, GPPosterior(luu, lb, c)
+
+
+def _optimise(kernel, p0, obs, r, steps, learning_rate):
+    """Maximise the bound with Adam (one compiled ``lax.scan``); returns params and history."""
+    opt = optax.adam(learning_rate)
+
+    def loss(p):
+        return -_collapsed(kernel, p, obs, r)[0]
+
+    def step(carry, _):
+        p, state = carry
+        value, grad = jax.value_and_grad(loss)(p)
+        updates, state = opt.update(grad, state, p)
+        return (optax.apply_updates(p, updates), state), value
+
+    (p, _), history = jax.lax.scan(step, (p0, opt.init(p0)), None, length=steps)
+    return p, history
+
+
+def _predict(kernel, p, post, obs):
+    """Posterior mean and variance of every observation."""
+    a_s = jsl.solve_triangular(post.luu, _cross(kernel, p, obs), lower=True)
+    b_s = jsl.solve_triangular(post.lb, a_s, lower=True)
+    var = _prior_var(kernel, p, obs) - jnp.sum(a_s * a_s, 0) + jnp.sum(b_s * b_s, 0)
+    return b_s.T @ post.c, jnp.maximum(var, 0.0)
+
+
+def _draw(kernel, n_rff, p, post, obs, key):
+    """One joint posterior draw of all observations by pathwise conditioning (Wilson et al.
+    2020): a prior function from ``n_rff`` random Fourier features with fresh frequencies,
+    plus ``k(., Z) Kuu^{-1} (u - f_prior(Z))`` with ``u`` drawn from the posterior."""
+    k_om, k_gam, k_ph, k_w, k_u, k_j = jax.random.split(key, 6)
+    m, F = p.z.shape
+    omega = jax.random.normal(k_om, (n_rff, F))
+    nu = KERNELS[kernel]
+    if nu is not None:  # Matern: a multivariate Student-t with 2 nu degrees of freedom
+        omega = omega / jnp.sqrt(jax.random.gamma(k_gam, nu, (n_rff, 1)) / nu)
+    omega = omega / jnp.exp(p.log_lengthscale)
+    phase = jax.random.uniform(k_ph, (n_rff,), maxval=2 * jnp.pi)
+    w = jax.random.normal(k_w, (n_rff,)) * jnp.sqrt(2.0 * jnp.exp(p.log_signal) / n_rff)
+
+    def prior(h):
+        return jnp.cos(h @ omega.T + phase) @ w
+
+    jitter = jnp.sqrt(_JITTER * jnp.exp(p.log_signal)) * jax.random.normal(k_j, (m,))
+    f_z = prior(p.z) + jitter
+    v = jsl.solve_triangular(post.lb.T, post.c + jax.random.normal(k_u, (m,)), lower=False)
+    a_s = jsl.solve_triangular(post.luu, _cross(kernel, p, obs), lower=True)
+    update = v - jsl.solve_triangular(post.luu, f_z, lower=True)
+    return jnp.sum(prior(obs.groups) * obs.weights, -1) + a_s.T @ update
+
+
+# -- predictions of a fitted backend: static structure, dynamic arrays ---------------------
+class _Static(NamedTuple):
+    """Hashable structure (static under ``jit``: equal architectures share compilations)."""
+
+    graphdef: Any
+    site_axes: int
+    kernel: str
+    rff_features: int
+
+
+class _Fitted(NamedTuple):
+    """Arrays of a fitted backend: network state, GP, and the label shift (per site) and scale."""
+
+    state: nnx.State
+    params: GPParams
+    post: GPPosterior
+    loc: Array
+    scale: Array
+
+
+def _observe(static: _Static, state: nnx.State, x: Array) -> tuple[tuple[int, ...], Obs]:
+    """Output shape ``(*batch, *out)`` and the observations of every output element."""
+    h = nnx.merge(static.graphdef, state).features(x)
+    out = h.shape[: h.ndim - 1 - static.site_axes]
+    groups = h.reshape(math.prod(out), -1, h.shape[-1])
+    return out, Obs(groups, jnp.ones(groups.shape[:2], groups.dtype))
+
+
+def _to_labels(fit: _Fitted, obs: Obs, mean: Array, var: Array) -> tuple[Array, Array]:
+    return fit.loc * jnp.sum(obs.weights, -1) + fit.scale * mean, fit.scale**2 * var
+
+
+@partial(jax.jit, static_argnums=0)
+def _mean_var(static: _Static, fit: _Fitted, x: Array, epistemic_only: Array):
+    out, obs = _observe(static, fit.state, x)
+    mean, var = _to_labels(fit, obs, *_predict(static.kernel, fit.params, fit.post, obs))
+    noise = jnp.where(epistemic_only, 0.0, jnp.exp(fit.params.log_noise) * fit.scale**2)
+    return mean.reshape(out), (var + noise).reshape(out)
+
+
+@partial(jax.jit, static_argnums=0)
+def _delta_mean_var(static: _Static, fit: _Fitted, x: Array, x_new: Array):
+    out, before = _observe(static, fit.state, x)
+    out_new, after = _observe(static, fit.state, x_new)
+    if out != out_new:
+        raise ValueError(f"x and x_new give outputs {out} and {out_new}: shapes must match")
+    obs = Obs(
+        jnp.concatenate([before.groups, after.groups], axis=1),
+        jnp.concatenate([-before.weights, after.weights], axis=1),
+    )
+    mean, var = _to_labels(fit, obs, *_predict(static.kernel, fit.params, fit.post, obs))
+    return mean.reshape(out), var.reshape(out)
+
+
+@partial(jax.jit, static_argnums=0)
+def _draws(static: _Static, fit: _Fitted, keys: Array, x: Array):
+    out, obs = _observe(static, fit.state, x)
+    draw = partial(_draw, static.kernel, static.rff_features, fit.params, fit.post, obs)
+    g = jax.vmap(draw)(keys)
+    return _to_labels(fit, obs, g, 0.0)[0].reshape(keys.shape[0], *out)
+
+
+def _out_shape(static: _Static, state: nnx.State, x: Array) -> tuple[int, ...]:
+    """Shape ``(*batch, *out)`` of the outputs for inputs ``x`` (no computation)."""
+    h = jax.eval_shape(lambda s, x: nnx.merge(static.graphdef, s).features(x), state, x)
+    return tuple(h.shape[: len(h.shape) - 1 - static.site_axes])
+
+
+@partial(jax.jit, static_argnums=(0, 1, 2, 3))
+def _fit_gp(static: _Static, num_inducing, n_sub, steps, state, x, y, key, learning_rate):
+    """Standardise the labels, initialise, maximise the bound on a random subset of ``n_sub``
+    observations, then the posterior from all of them. One compiled call."""
+    k_sub, k_z = jax.random.split(key)
+    _, obs = _observe(static, state, x)
+    n, J, F = obs.groups.shape
+    r = y.reshape(-1)
+    loc = jnp.mean(r) / J  # per site
+    scale = jnp.std(r)
+    scale = jnp.where(scale > 0, scale, 1.0)
+    r = (r - J * loc) / scale
+    sites = obs.groups.reshape(n * J, F)
+    spread = jnp.std(sites, axis=0)
+    spread = jnp.maximum(spread, 1e-3 * jnp.max(spread) + 1e-12)
+    pick = jax.random.choice(k_z, n * J, (num_inducing,), replace=n * J < num_inducing)
+    log_ls = jnp.log(spread * math.sqrt(F))
+    p0 = GPParams(log_ls, jnp.asarray(0.0), jnp.log(jnp.asarray(0.1)), sites[pick])
+    sub = jax.random.permutation(k_sub, n)[:n_sub]
+    sub_obs = Obs(obs.groups[sub], obs.weights[sub])
+    params, trace = _optimise(static.kernel, p0, sub_obs, r[sub], steps, learning_rate)
+    _, post = _collapsed(static.kernel, params, obs, r)
+    return params, post, trace, loc, scale
+
+
+class DeepKernelRegression:
+    """Sparse GP regression on the features of a trained network (see the module docstring).
+
+    ``predict_mean_var`` returns the posterior predictive mean and ``var`` = the GP's
+    posterior variance of the function (epistemic: grows where the features leave the
+    training features) plus the fitted noise variance :attr:`noise_var` (the scatter of the
+    labels about the function), or the epistemic part alone with ``epistemic_only=True``.
+    ``predict_draws`` are joint function draws (epistemic only), whose second moments match
+    the epistemic variance and :meth:`predict_delta_mean_var` in expectation.
+
+    Parameters
+    ----------
+    model_cls, model_kwargs
+        The network, built as ``model_cls(**model_kwargs, rngs=...)`` (uqmcmc convention;
+        ``features``, ``reduce``, ``site_axes``); constructor arguments except ``rngs``.
+    kernel
+        ``"rbf"``, ``"matern12"``, ``"matern32"`` or ``"matern52"`` (ARD lengthscales).
+    num_inducing
+        Number ``M`` of inducing inputs in feature space.
+    rff_features
+        Random Fourier features per draw in :meth:`predict_draws`.
+
+    Examples
+    --------
+    >>> import jax, jax.numpy as jnp
+    >>> from uqmcmc.nets import MLP
+    >>> x = jnp.linspace(-2, 2, 40)[:, None]
+    >>> dkr = DeepKernelRegression(MLP, {"in_features": 1, "hidden": [16]}, num_inducing=8)
+    >>> dkr = dkr.fit(x, jnp.sin(2 * x[:, 0]), key=jax.random.key(0), gp_steps=100,
+    ...               epochs=100, progress=False)
+    >>> mean, var = dkr.predict_mean_var(x)
+    >>> mean.shape, dkr.predict_draws(jax.random.key(1), x, 5).shape
+    ((40,), (5, 40))
+    """
+
+    kind = "DeepKernelRegression"
+
+    def __init__(
+        self,
+        model_cls: type,
+        model_kwargs: dict | None = None,
+        *,
+        kernel: str = "rbf",
+        num_inducing: int = 64,
+        rff_features: int = 1024,
+    ):
+        if kernel not in KERNELS:
+            raise ValueError(f"kernel must be one of {sorted(KERNELS)}, got {kernel!r}")
+        self.spec = io.ModelSpec.of(model_cls, model_kwargs)
+        self.kernel = kernel
+        self.num_inducing = positive_int("num_inducing", num_inducing)
+        self.rff_features = positive_int("rff_features", rff_features)
+        self.model: nnx.Module | None = None
+        self.params: GPParams | None = None
+        self.history: dict | None = None
+
+    # -- structure ----------------------------------------------------------------------------
+    def _set_model(self, model: nnx.Module) -> None:
+        model.eval()
+        self.model = model
+        reduce = getattr(model, "reduce", "none")
+        if reduce not in ("none", "sum"):
+            raise ValueError(f"{type(model).__name__}.reduce must be 'none' or 'sum'")
+        site_axes = int(getattr(model, "site_axes", 0)) if reduce == "sum" else 0
+        self._static = _Static(nnx.graphdef(model), site_axes, self.kernel, self.rff_features)
+
+    def _set_fitted(self, params: GPParams, post: GPPosterior) -> None:
+        """Store the GP, and every array prediction needs, once, as :class:`_Fitted`."""
+        self.params, self.post = params, post
+        loc, scale = jnp.float32(self.y_loc), jnp.float32(self.y_scale)
+        self._arrays = _Fitted(nnx.state(self.model), params, post, loc, scale)
+
+    def _fitted(self) -> _Fitted:
+        if self.params is None:
+            raise ValueError(f"this {self.kind} is not fitted: call fit() or load() first")
+        return self._arrays
+
+    # -- fitting ------------------------------------------------------------------------------
+    def fit(
+        self,
+        x: Array,
+        y: Array,
+        *,
+        key: Array | int,
+        model: nnx.Module | None = None,
+        gp_steps: int = 1000,
+        learning_rate: float = 1e-2,
+        max_points: int = 2048,
+        **train_kwargs: Any,
+    ) -> DeepKernelRegression:
+        """Train the network (MSE) unless ``model`` is given, then fit the GP on its features.
+
+        Parameters
+        ----------
+        x, y
+            Inputs ``(N, *in)`` and labels ``(N, *out)``.
+        key
+            PRNG key or seed (network initialisation and training, subset, inducing inputs).
+        model
+            An already trained instance of ``model_cls`` used as is (e.g. shared with a
+            Bayesian last layer); otherwise one is built and trained here.
+        gp_steps, learning_rate
+            Adam steps and rate on the collapsed bound.
+        max_points
+            Size of the random subset of data points (sites of a field, configurations of an
+            energy) used to fit the hyperparameters; the posterior uses every data point.
+        train_kwargs
+            As in :func:`uqmcmc.uq.training.train` (``epochs``, ``batch_size``,
+            ``optimizer``, ``validation``, ``patience``, ``progress``); not with ``model``.
+
+        Returns
+        -------
+        self, fitted; ``history`` holds the network's training history (``train``), the bound
+        per GP step (``gp_bound``) and the subset size (``gp_subset``).
+        """
+        x, y = check_xy(x, y)
+        k_init, k_train, k_fit = jax.random.split(as_key(key), 3)
+        self.history = {}
+        if model is None:
+            if train_kwargs.get("loss", "mse") != "mse":
+                raise ValueError("DeepKernelRegression trains its network with loss='mse'")
+            model, self.history["train"] = train(
+                self.spec.build(k_init), x, y, key=k_train, **train_kwargs
+            )
+        elif not isinstance(model, self.spec.cls):
+            raise ValueError(
+                f"model must be a {self.spec.cls.__name__}, got {type(model).__name__}"
+            )
+        elif train_kwargs:
+            raise ValueError(f"train_kwargs {sorted(train_kwargs)} make no sense with model=")
+        else:
+            model = nnx.clone(model)
+        self._set_model(model)
+        steps = positive_int("gp_steps", gp_steps)
+        max_points = positive_int("max_points", max_points, minimum=2)
+        state = nnx.state(model)
+        out = _out_shape(self._static, state, x)
+        if out != y.shape:
+            raise ValueError(f"y must have shape {out} to match the network, got {y.shape}")
+        n_sub = min(math.prod(out), max_points)
+        rate = positive("learning_rate", learning_rate)
+        params, post, trace, loc, scale = _fit_gp(
+            self._static, self.num_inducing, n_sub, steps, state, x, y, k_fit, rate
+        )
+        if not all(bool(jnp.all(jnp.isfinite(a))) for a in (*params, *post)):
+            raise ValueError("the GP fit diverged (non-finite values): lower learning_rate")
+        self.y_loc, self.y_scale = float(loc), float(scale)
+        self._set_fitted(params, post)
+        self.history["gp_bound"] = -np.asarray(trace)
+        self.history["gp_subset"] = n_sub
+        return self
+
+    # -- prediction ---------------------------------------------------------------------------
+    @property
+    def noise_var(self) -> float:
+        """Fitted label-noise variance (label units)."""
+        self._fitted()
+        return float(jnp.exp(self.params.log_noise)) * self.y_scale**2
+
+    def predict_mean_var(self, x: Array, *, epistemic_only: bool = False) -> tuple[Array, Array]:
+        """Posterior predictive mean and variance per output element (see the class
+        docstring), ``(*batch, *out)`` each."""
+        fit = self._fitted()
+        return _mean_var(self._static, fit, jnp.asarray(x, dtype=float), bool(epistemic_only))
+
+    def predict_delta_mean_var(self, x: Array, x_new: Array) -> tuple[Array, Array]:
+        """Exact posterior mean and epistemic variance of ``f(x_new) - f(x)``, elementwise
+        (the GP covariance between the two points is kept)."""
+        x, x_new = jnp.asarray(x, dtype=float), jnp.asarray(x_new, dtype=float)
+        return _delta_mean_var(self._static, self._fitted(), x, x_new)
+
+    def predict_draws(self, key: Array, x: Array, n: int) -> Array:
+        """``n`` joint draws ``(n, *batch, *out)``: each one function drawn from the GP
+        posterior (pathwise, ``rff_features`` random Fourier features with fresh frequencies)
+        and evaluated on the whole batch. Epistemic only."""
+        fit = self._fitted()
+        keys = jax.random.split(as_key(key), positive_int("n", n))
+        return _draws(self._static, fit, keys, jnp.asarray(x, dtype=float))
+
+    # -- save / load --------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Write network and GP to directory ``path`` (npz + JSON, no pickle)."""
+        self._fitted()
+        arrays = io.state_arrays(self.model, "model/")
+        arrays.update({f"gp/{k}": v for k, v in self.params._asdict().items()})
+        arrays.update({f"post/{k}": v for k, v in self.post._asdict().items()})
+        meta = {
+            "kind": self.kind,
+            "model": self.spec.to_json(),
+            "kernel": self.kernel,
+            "num_inducing": self.num_inducing,
+            "rff_features": self.rff_features,
+            "y_loc": self.y_loc,
+            "y_scale": self.y_scale,
+        }
+        return io.save_state(path, arrays, meta)
+
+    @classmethod
+    def load(cls, path: str | Path, *, model_cls: type | None = None) -> DeepKernelRegression:
+        """Read what :meth:`save` wrote; ``model_cls`` is needed for a user's own network
+        class unless it was registered with :func:`uqmcmc.uq.io.register_module`."""
+        arrays, meta = io.load_state(path, cls.kind)
+        spec = io.ModelSpec.from_json(meta["model"], model_cls)
+        self = cls(
+            spec.cls,
+            spec.kwargs,
+            kernel=meta["kernel"],
+            num_inducing=meta["num_inducing"],
+            rff_features=meta["rff_features"],
+        )
+        gp = {k: arrays.pop(f"gp/{k}", None) for k in GPParams._fields}
+        post = {k: arrays.pop(f"post/{k}", None) for k in GPPosterior._fields}
+        model = io.restore_module(spec.build, arrays, "model/")
+        F = model.readout.in_features
+        M = self.num_inducing
+        shapes = {"log_lengthscale": (F,), "log_signal": (), "log_noise": (), "z": (M, F)}
+        shapes.update({"luu": (M, M), "lb": (M, M), "c": (M,)})
+        for k, value in {**gp, **post}.items():
+            if value is None or value.shape != shapes[k]:
+                got = None if value is None else value.shape
+                raise ValueError(f"{str(path)!r}: {k} should have shape {shapes[k]}, got {got}")
+        self.y_loc, self.y_scale = float(meta["y_loc"]), float(meta["y_scale"])
+        self._set_model(model)
+        self._set_fitted(
+            GPParams(**{k: jnp.asarray(v) for k, v in gp.items()}),
+            GPPosterior(**{k: jnp.asarray(v) for k, v in post.items()}),
+        )
+        return self

@@ -1,0 +1,232 @@
+"""Deep ensemble: N networks trained and evaluated together with ``jax.vmap``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from uqmcmc._validation import positive_int
+from uqmcmc.uq.io import ModelSpec, fill_state, load_state, save_state, state_arrays
+from uqmcmc.uq.training import (
+    LOSSES,
+    Stacked,
+    as_key,
+    init_members,
+    member_apply,
+    train_members,
+    with_loss_head,
+)
+
+Array = jax.Array
+
+__all__ = ["DeepEnsemble", "delta_mean_var", "member_mean_var", "mixture_mean_var"]
+
+
+def member_mean_var(model: nnx.Module, x: Array) -> tuple[Array, Array]:
+    """A network's mean and aleatoric variance (zero without a ``mean_var`` head)."""
+    if hasattr(model, "mean_var"):
+        return model.mean_var(x)
+    mean = model(x)
+    return mean, jnp.zeros_like(mean)
+
+
+def mixture_mean_var(
+    means: Array, variances: Array, epistemic_only: bool = False
+) -> tuple[Array, Array]:
+    """Mean and variance of an equal-weight mixture of components along axis 0.
+
+    ``var`` is the variance of the component means (``ddof = 0``) plus, unless
+    ``epistemic_only``, the mean of the component variances.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> m, v = mixture_mean_var(jnp.array([0.0, 2.0]), jnp.array([1.0, 1.0]))
+    >>> float(m), float(v)
+    (1.0, 2.0)
+    """
+    var = jnp.var(means, axis=0)
+    if not epistemic_only:
+        var = var + jnp.mean(variances, axis=0)
+    return jnp.mean(means, axis=0), var
+
+
+def delta_mean_var(before: Array, after: Array) -> tuple[Array, Array]:
+    """Mean and variance (``ddof = 0``, axis 0) of ``after - before`` over joint components."""
+    diff = after - before
+    return jnp.mean(diff, axis=0), jnp.var(diff, axis=0)
+
+
+class DeepEnsemble:
+    """Deep ensemble of ``n_members`` networks (seed 1: 10 residual CNNs).
+
+    Members share the architecture ``model_cls(**model_kwargs)`` and differ in initialisation
+    and data order. Training (:func:`uqmcmc.uq.training.train_members`) and prediction are
+    ``jax.vmap`` over the stacked member parameters: one fused, jitted call evaluates every
+    member.
+
+    ``predict_mean_var`` returns the mixture moments over members: ``mean`` is the mean of the
+    member means; ``var`` is the variance of the member means (epistemic, over members, ``ddof
+    = 0``) plus the mean of the member variances (aleatoric; non-zero only when trained with
+    ``loss="gaussian_nll"``). ``predict_draws`` draws members uniformly with replacement and
+    returns their means: function draws, epistemic only, whose variance tends to the epistemic
+    part of ``var``.
+
+    Parameters
+    ----------
+    model_cls
+        A network class following the uqmcmc convention (:class:`uqmcmc.nets.RCNN`,
+        :class:`uqmcmc.nets.EnergyNet`, :class:`uqmcmc.nets.MLP` or a user's own).
+    model_kwargs
+        Its constructor arguments except ``rngs`` (JSON-serialisable, saved with the model).
+    n_members
+        Ensemble size.
+    loss
+        ``"mse"`` or ``"gaussian_nll"`` (members get a variance head).
+
+    Examples
+    --------
+    >>> import jax, jax.numpy as jnp
+    >>> from uqmcmc.nets import MLP
+    >>> x = jnp.linspace(-1, 1, 32)[:, None]
+    >>> ens = DeepEnsemble(MLP, {"in_features": 1, "hidden": [16]}, n_members=4)
+    >>> ens = ens.fit(x, jnp.sin(3 * x[:, 0]), key=jax.random.key(0), epochs=20, progress=False)
+    >>> mean, var = ens.predict_mean_var(x[:5])
+    >>> mean.shape, ens.predict_draws(jax.random.key(1), x[:5], 3).shape
+    ((5,), (3, 5))
+    """
+
+    kind = "DeepEnsemble"
+
+    def __init__(
+        self,
+        model_cls: type,
+        model_kwargs: dict | None = None,
+        *,
+        n_members: int = 10,
+        loss: str = "mse",
+    ):
+        if loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+        self.spec = ModelSpec.of(model_cls, model_kwargs)
+        self.n_members = positive_int("n_members", n_members, minimum=2)
+        self.loss = loss
+        self.members: Stacked | None = None
+        self.history: dict | None = None
+
+    # -- fitting --------------------------------------------------------------------------
+    def _build(self):
+        return with_loss_head(self.spec.build, self.loss)
+
+    def fit(self, x: Array, y: Array, *, key: Array | int, **train_kwargs: Any) -> DeepEnsemble:
+        """Train all members at once on ``(x, y)``; returns ``self``.
+
+        ``train_kwargs`` are those of :func:`uqmcmc.uq.training.train` (``epochs``,
+        ``batch_size``, ``optimizer``, ``validation``, ``patience``, ``progress``).
+        """
+        self.members, self.history = train_members(
+            self._build(), x, y, key=as_key(key), n_members=self.n_members, loss=self.loss,
+            **train_kwargs,
+        )  # fmt: skip
+        self._compile()
+        return self
+
+    def _compile(self) -> None:
+        graphdef = self.members.graphdef
+
+        def outputs(state, x):
+            return member_apply(Stacked(graphdef, state), member_mean_var, x)
+
+        def mean_var(state, x, epistemic_only):
+            return mixture_mean_var(*outputs(state, x), epistemic_only)
+
+        def draws(state, key, x, n, replace):
+            idx = jax.random.choice(key, self.n_members, (n,), replace=replace)
+            picked = jax.tree.map(lambda a: a[idx], state)
+            return outputs(picked, x)[0]
+
+        def delta(state, x, x_new):
+            return delta_mean_var(outputs(state, x)[0], outputs(state, x_new)[0])
+
+        self._outputs = jax.jit(outputs)
+        self._mean_var = jax.jit(mean_var, static_argnums=2)
+        self._draws = jax.jit(draws, static_argnums=(3, 4))
+        self._delta = jax.jit(delta)
+
+    def _require_fit(self) -> Stacked:
+        if self.members is None:
+            raise ValueError(f"this {self.kind} is not fitted: call fit() or load() first")
+        return self.members
+
+    def member(self, i: int) -> nnx.Module:
+        """Member ``i`` as a standalone network (eval mode), e.g. for a Bayesian last layer."""
+        members = self._require_fit()
+        if not 0 <= int(i) < self.n_members:
+            raise ValueError(f"i must lie in [0, {self.n_members}), got {i!r}")
+        return nnx.merge(members.graphdef, jax.tree.map(lambda a: a[int(i)], members.state))
+
+    def predict_member(self, i: Array | int, x: Array) -> Array:
+        """Member ``i``'s prediction ``(*batch, *out)``; ``i`` may be traced (one member of
+        the stacked parameters is gathered, the others are not evaluated)."""
+        state = self._require_fit().state
+        picked = jax.tree.map(lambda a: a[jnp.asarray(i)[None]], state)
+        return self._outputs(picked, jnp.asarray(x, dtype=float))[0][0]
+
+    # -- the UQ protocol ------------------------------------------------------------------
+    def predict_members(self, x: Array) -> tuple[Array, Array]:
+        """Every member's mean and aleatoric variance, ``(n_members, *batch, *out)`` each."""
+        return self._outputs(self._require_fit().state, jnp.asarray(x, dtype=float))
+
+    def predict_mean_var(self, x: Array, *, epistemic_only: bool = False) -> tuple[Array, Array]:
+        """Ensemble mean and variance (see the class docstring), ``(*batch, *out)`` each."""
+        state = self._require_fit().state
+        return self._mean_var(state, jnp.asarray(x, dtype=float), bool(epistemic_only))
+
+    def predict_draws(self, key: Array, x: Array, n: int, *, replace: bool = True) -> Array:
+        """``n`` joint draws ``(n, *batch, *out)``: each one member applied to the whole batch.
+
+        Members are drawn uniformly with replacement (i.i.d. draws of the ensemble), or
+        without it (``replace=False``, ``n <= n_members``).
+        """
+        n = positive_int("n", n)
+        if not replace and n > self.n_members:
+            raise ValueError(f"n ({n}) exceeds n_members ({self.n_members}) with replace=False")
+        state = self._require_fit().state
+        return self._draws(state, as_key(key), jnp.asarray(x, dtype=float), n, bool(replace))
+
+    def predict_delta_mean_var(self, x: Array, x_new: Array) -> tuple[Array, Array]:
+        """Mean and epistemic variance (over members) of ``f(x_new) - f(x)``, elementwise.
+
+        The same member evaluates both points, so the covariance between them is kept.
+        """
+        state = self._require_fit().state
+        return self._delta(state, jnp.asarray(x, dtype=float), jnp.asarray(x_new, dtype=float))
+
+    # -- persistence ----------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Write the fitted ensemble to directory ``path`` (npz + JSON, no pickle)."""
+        members = self._require_fit()
+        meta = {
+            "kind": self.kind,
+            "model": self.spec.to_json(),
+            "n_members": self.n_members,
+            "loss": self.loss,
+        }
+        return save_state(path, state_arrays(members.state, "members/"), meta)
+
+    @classmethod
+    def load(cls, path: str | Path, *, model_cls: type | None = None) -> DeepEnsemble:
+        """Read what :meth:`save` wrote; ``model_cls`` is needed for a user's own network
+        class unless it was registered with :func:`uqmcmc.uq.io.register_module`."""
+        arrays, meta = load_state(path, cls.kind)
+        spec = ModelSpec.from_json(meta["model"], model_cls)
+        self = cls(spec.cls, spec.kwargs, n_members=meta["n_members"], loss=meta["loss"])
+        _, eval_def, template = init_members(self._build(), jax.random.key(0), self.n_members)
+        state = fill_state(template, arrays, "members/", what=f"{cls.kind} at {str(path)!r}")
+        self.members = Stacked(eval_def, state)
+        self._compile()
+        return self
