@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "phi4_exact.json"
+#: Independently computed reference values (a copy of the project's shared/reference file).
+REFERENCE = Path(__file__).resolve().parent / "data" / "phi4_exact.json"
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ from uqmcmc.diagnostics.compare import _holm, _spread
 from uqmcmc.mcmc import checkerboard, run_chains
 from uqmcmc.targets import Phi4
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "phi4_exact.json"
+REFERENCE = Path(__file__).resolve().parent / "data" / "phi4_exact.json"
 BETA, BIASED_BETA = 0.5, 0.55
 
 
