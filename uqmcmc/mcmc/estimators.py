@@ -177,6 +177,16 @@ def _declared_shape(obj: Any, x: Array) -> None:
 
 
 # -- estimators from a target ----------------------------------------------------------------
+def _action_change(cache: Cache, new: Cache) -> Array:
+    """``S(x') - S(x)`` from two cached log-densities, as ``(-lp') - (-lp)``.
+
+    The same number as ``lp - lp'`` (negation is exact), but written the way BlackJAX does: the
+    other arrangement makes XLA's CPU compiler duplicate the proposal's random draws into several
+    consumers (measured: up to 7.6x the sampler work in an exact MALA step).
+    """
+    return (-new.logdensity) - (-cache.logdensity)
+
+
 def _target_cache(target: Any, x: Array, with_grad: bool) -> Cache:
     return Cache(logdensity=-target.action(x), grad=target.grad(x) if with_grad else None)
 
@@ -232,7 +242,7 @@ class ExactDelta(_FromTarget):
         self, key: Array, x: Array, x_new: Array, cache: Cache, with_grad: bool = False
     ) -> tuple[DeltaEstimate, Cache]:
         new = _target_cache(self.target, x_new, with_grad)
-        delta = cache.logdensity - new.logdensity
+        delta = _action_change(cache, new)
         return DeltaEstimate(delta, jnp.zeros_like(delta), _all_finite(delta, new.grad)), new
 
 
@@ -307,7 +317,7 @@ class NoisyOracle(_FromTarget):
         scale = self.sigma * math.sqrt(n)
         delta = x_new - x
         if self.on == "delta":
-            exact = cache.logdensity - new.logdensity
+            exact = _action_change(cache, new)
             draws = exact + scale * standard_normal(key, (n,), exact.dtype)
             known_var = jnp.asarray(self.sigma, exact.dtype) ** 2
         else:
@@ -420,7 +430,7 @@ class EnergyDelta(_FromBackend):
     ) -> tuple[DeltaEstimate, Cache]:
         new = self.init(x_new, with_grad)
         if self.mode == "mean":
-            mean, var = cache.logdensity - new.logdensity, cache.var + new.var
+            mean, var = _action_change(cache, new), cache.var + new.var
         else:
             energies = self.backend.predict_draws(key, jnp.stack([x, x_new]), self.n_draws)
             mean, var = _sample_mean_var(energies[:, 1] - energies[:, 0])
