@@ -166,54 +166,77 @@ def run_chains(
     def init_states(positions, eps):
         return jax.vmap(lambda x: build(eps).init(x))(positions)
 
-    def warm_chunk(carry, key, n):
-        def one(carry, k):
-            states, da = carry
-            eps = jnp.exp(da.log_step_size) if tune else eps0
-            states, info = step_all(k, states, eps)
+    def record(states, info):
+        rec = {"obs": jax.vmap(observables)(states.position)}
+        rec["stats"] = _per_chain_scalars(info, n_chains)
+        if hasattr(states, "logdensity"):
+            rec["stats"]["lp"] = states.logdensity
+        if record_positions:
+            rec["obs"]["position"] = states.position
+        return rec
+
+    @jax.jit
+    def run_chunk(carry, key, n, inner, adapt, keep, eps_fixed):
+        """``n`` times ``inner`` steps, each time recorded into a buffer of ``max_records``
+        rows when ``keep``.
+
+        ``n``, ``inner``, ``adapt`` and ``keep`` are traced, so warm-up (``inner = 1``, step
+        size adapted when tuning, nothing recorded) and sampling (``inner = thin``) of every
+        chunk length share ONE compiled program: a chain run compiles its kernel step once.
+        """
+
+        def step(c):
+            states, da, info, count = c
+            eps = jnp.where(adapt, jnp.exp(da.log_step_size), eps_fixed)
+            states, info = step_all(jax.random.fold_in(key, count), states, eps)
             if tune:
-                da = da_update(da, jnp.mean(info.acceptance_rate))
-            return (states, da), None
+                tuned = da_update(da, jnp.mean(info.acceptance_rate))
+                da = jax.tree.map(lambda a, b: jnp.where(adapt, a, b), tuned, da)
+            return states, da, info, count + 1
 
-        carry, _ = jax.lax.scan(one, carry, jax.random.split(key, n))
-        return carry
+        def body(i, c):
+            c, buf = c
+            c = jax.lax.fori_loop(0, inner, lambda _, cc: step(cc), c)
+            buf = jax.lax.cond(
+                keep,
+                lambda b: jax.tree.map(lambda a, r: a.at[i].set(r), b, record(c[0], c[2])),
+                lambda b: b,
+                buf,
+            )
+            return c, buf
 
-    def sample_chunk(states, key, eps, n):
-        def draw(states, k):
-            def one(states, kk):
-                return step_all(kk, states, eps)
-
-            states, infos = jax.lax.scan(one, states, jax.random.split(k, thin))
-            info = jax.tree.map(lambda a: a[-1], infos)
-            rec = {"obs": jax.vmap(observables)(states.position)}
-            rec["stats"] = _per_chain_scalars(info, n_chains)
-            if hasattr(states, "logdensity"):
-                rec["stats"]["lp"] = states.logdensity
-            if record_positions:
-                rec["obs"]["position"] = states.position
-            return states, rec
-
-        return jax.lax.scan(draw, states, jax.random.split(key, n))
-
-    warm_chunk = jax.jit(warm_chunk, static_argnums=2)
-    sample_chunk = jax.jit(sample_chunk, static_argnums=3)
+        states, da = carry
+        info = jax.eval_shape(lambda s: step_all(key, s, eps_fixed)[1], states)
+        info = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), info)
+        rec = jax.eval_shape(record, states, info)
+        buf = jax.tree.map(lambda a: jnp.zeros((max_records, *a.shape), a.dtype), rec)
+        (states, da, _, _), buf = jax.lax.fori_loop(
+            0, n, body, ((states, da, info, jnp.int32(0)), buf)
+        )
+        return (states, da), buf
 
     k_warm, k_sample = jax.random.split(key)
     start = time.perf_counter()
     states = init_states(positions, eps0)
     da = da_init(eps0) if tune else da_init(1.0)
     num_draws = num_steps // thin
+    warm_pieces, draw_pieces = _chunks(warmup, num_chunks), _chunks(num_draws, num_chunks)
+    max_records = max(warm_pieces + draw_pieces)
     bar = tqdm(total=warmup + num_draws * thin, unit="step", disable=not progress, desc="chains")
     with bar:
-        for i, n in enumerate(_chunks(warmup, num_chunks)):
-            states, da = warm_chunk((states, da), jax.random.fold_in(k_warm, i), n)
+        for i, n in enumerate(warm_pieces):
+            (states, da), _ = run_chunk(
+                (states, da), jax.random.fold_in(k_warm, i), n, 1, tune, False, eps0
+            )
             jax.block_until_ready(states)
             bar.update(n)
         eps = da_final(da) if tune else eps0
         records = []
-        for i, n in enumerate(_chunks(num_draws, num_chunks)):
-            states, rec = sample_chunk(states, jax.random.fold_in(k_sample, i), eps, n)
-            records.append(jax.device_get(rec))
+        for i, n in enumerate(draw_pieces):
+            (states, da), rec = run_chunk(
+                (states, da), jax.random.fold_in(k_sample, i), n, thin, False, True, eps
+            )
+            records.append(jax.tree.map(lambda a, n=n: a[:n], jax.device_get(rec)))
             bar.update(n * thin)
     elapsed = time.perf_counter() - start
 
