@@ -66,6 +66,23 @@ class NoisyState(NamedTuple):
     ``logdensity`` (``-S``, or ``-S-bar`` of an energy surrogate in ``mean`` mode) is available
     when the estimator knows it; otherwise reading it raises ``AttributeError`` (so
     ``hasattr(state, "logdensity")`` is ``False`` and ``run_chains`` records no ``lp``).
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> from uqmcmc.mcmc import ExactDelta, GradientDelta
+    >>> from uqmcmc.targets import Gaussian
+    >>> target = Gaussian(jnp.zeros(2), jnp.eye(2))
+    >>> state = init_state(jnp.ones(2), ExactDelta(target), with_grad=True)
+    >>> state.position.tolist(), float(state.logdensity), state.cache.grad.tolist()
+    ([1.0, 1.0], -1.0, [1.0, 1.0])
+    >>> class ExactGrad:  # a gradient "surrogate": no action, so no log-density
+    ...     def predict_mean_var(self, x):
+    ...         return target.grad(x), jnp.zeros_like(x)
+    ...     def predict_draws(self, key, x, n):
+    ...         return jnp.broadcast_to(target.grad(x), (n, *x.shape))
+    >>> hasattr(init_state(jnp.ones(2), GradientDelta(ExactGrad()), with_grad=True), "logdensity")
+    False
     """
 
     position: Array
@@ -97,6 +114,20 @@ class NoisyInfo(NamedTuple):
         A prediction was not finite: the move was rejected.
     out_of_range
         The estimated-variance penalty was outside its valid range: the move was rejected.
+
+    Examples
+    --------
+    >>> import jax, jax.numpy as jnp
+    >>> from uqmcmc.mcmc import NoisyOracle, rmh
+    >>> from uqmcmc.targets import Gaussian
+    >>> est = NoisyOracle(Gaussian(jnp.zeros(2), jnp.eye(2)), sigma=0.5)
+    >>> alg = rmh(est, step_size=1.0)
+    >>> _, info = jax.jit(alg.step)(jax.random.key(0), alg.init(jnp.zeros(2)))
+    >>> info._fields
+    ('acceptance_rate', 'is_accepted', 'delta_mean', 'delta_var', 'penalty', 'nonfinite',
+     'out_of_range')
+    >>> float(info.delta_var), float(info.penalty), bool(info.nonfinite)
+    (0.25, 0.125, False)
     """
 
     acceptance_rate: Array
@@ -109,7 +140,24 @@ class NoisyInfo(NamedTuple):
 
 
 def init_state(position: Array, estimator: Any, with_grad: bool) -> NoisyState:
-    """Check ``position`` against ``estimator`` and build the initial :class:`NoisyState`."""
+    """Check ``position`` against ``estimator`` and build the initial :class:`NoisyState`.
+
+    ``with_grad`` caches the estimator's mean gradient (MALA's drift). An integer position is
+    cast to float; a position that is not one configuration raises ``ValueError``.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> from uqmcmc.mcmc import ExactDelta
+    >>> from uqmcmc.targets import Phi4
+    >>> state = init_state(jnp.zeros((4, 4), dtype=int), ExactDelta(Phi4(4, 0.5, 1.0)), False)
+    >>> state.position.dtype, float(state.logdensity), state.cache.grad is None
+    (dtype('float32'), -16.0, True)
+    >>> init_state(jnp.zeros((2, 4, 4)), ExactDelta(Phi4(4, 0.5, 1.0)), False)
+    Traceback (most recent call last):
+        ...
+    ValueError: position has shape (2, 4, 4), but the Phi4 expects configurations of shape (4, 4)
+    """
     position = jnp.asarray(position)
     if not jnp.issubdtype(position.dtype, jnp.floating):
         position = position.astype(float)
@@ -118,7 +166,19 @@ def init_state(position: Array, estimator: Any, with_grad: bool) -> NoisyState:
 
 
 def check_estimator(estimator: Any) -> None:
-    """Raise ``TypeError`` unless ``estimator`` has the estimator interface."""
+    """Raise ``TypeError`` unless ``estimator`` has the estimator interface.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> from uqmcmc.mcmc import ExactDelta
+    >>> from uqmcmc.targets import Gaussian
+    >>> check_estimator(ExactDelta(Gaussian(jnp.zeros(2), jnp.eye(2))))  # passes silently
+    >>> check_estimator(Gaussian(jnp.zeros(2), jnp.eye(2)))  # a target is not an estimator
+    Traceback (most recent call last):
+        ...
+    TypeError: estimator must be a Delta S estimator (...); Gaussian has no `init`
+    """
     for name in ("init", "estimate", "check_position"):
         if not callable(getattr(estimator, name, None)):
             raise TypeError(
@@ -139,6 +199,25 @@ def metropolis_step(
 
     ``log_q_ratio = log q(x | x') - log q(x' | x)`` (zero for a symmetric proposal). A
     non-finite estimate or an out-of-range penalty rejects the move.
+
+    Examples
+    --------
+    A downhill estimate is accepted for sure unless its penalty outweighs it; a non-finite one
+    is rejected and counted.
+
+    >>> import jax, jax.numpy as jnp
+    >>> from uqmcmc.mcmc import DeltaEstimate
+    >>> from uqmcmc.mcmc.estimators import Cache
+    >>> x, x_new = NoisyState(jnp.zeros(2), Cache()), NoisyState(jnp.ones(2), Cache())
+    >>> key, rule = jax.random.key(0), penalty_rule("ceperley-dewing")
+    >>> downhill = DeltaEstimate(jnp.asarray(-1.0), jnp.asarray(0.5), jnp.asarray(True))
+    >>> state, info = metropolis_step(key, x, x_new, downhill, rule)
+    >>> state.position.tolist(), bool(info.is_accepted), float(info.penalty)
+    ([1.0, 1.0], True, 0.25)
+    >>> broken = DeltaEstimate(jnp.asarray(jnp.nan), jnp.asarray(0.0), jnp.asarray(False))
+    >>> state, info = metropolis_step(key, x, x_new, broken, rule)
+    >>> state.position.tolist(), bool(info.is_accepted), bool(info.nonfinite)
+    ([0.0, 0.0], False, True)
     """
     u, valid = penalty(estimate.var)
     ok = estimate.finite & valid
@@ -160,7 +239,18 @@ def metropolis_step(
 
 # -- the rules ----------------------------------------------------------------------------------
 def check_acceptance(acceptance: Any) -> str:
-    """Raise ``ValueError`` unless ``acceptance`` is one of :data:`RULES`."""
+    """Return ``acceptance`` if it is one of :data:`RULES`, else raise ``ValueError``.
+
+    Examples
+    --------
+    >>> check_acceptance("ceperley-dewing")
+    'ceperley-dewing'
+    >>> check_acceptance("barker")
+    Traceback (most recent call last):
+        ...
+    ValueError: acceptance must be one of ['none', 'ceperley-dewing', 'ceperley-dewing-estimated'],
+    got 'barker'
+    """
     if acceptance not in RULES:
         raise ValueError(f"acceptance must be one of {list(RULES)}, got {acceptance!r}")
     return acceptance

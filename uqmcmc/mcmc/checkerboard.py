@@ -22,7 +22,16 @@ __all__ = ["CheckerboardState", "CheckerboardInfo", "init", "build_kernel", "as_
 
 
 class CheckerboardState(NamedTuple):
-    """Current field and its log-density ``-S``."""
+    """Current field and its log-density ``-S``.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> from uqmcmc.targets import Phi4
+    >>> state = init(jnp.ones((4, 4)), Phi4(4, 0.25, 1.0))
+    >>> state.position.shape, float(state.logdensity)  # S = V (-2 beta + 1) = 8
+    ((4, 4), -8.0)
+    """
 
     position: Array
     logdensity: Array
@@ -35,6 +44,19 @@ class CheckerboardInfo(NamedTuple):
         Mean Metropolis probability ``min(1, exp(-dS))`` over the sweep's site updates.
     is_accepted
         Fraction of the sweep's site updates that were accepted (a float, not a bool).
+
+    Examples
+    --------
+    >>> import jax, jax.numpy as jnp
+    >>> from uqmcmc.mcmc import checkerboard
+    >>> from uqmcmc.targets import Phi4
+    >>> alg = checkerboard(Phi4(4, 0.5, 1.0), step_size=0.5)
+    >>> _, info = jax.jit(alg.step)(jax.random.key(0), alg.init(jnp.zeros((4, 4))))
+    >>> info._fields
+    ('acceptance_rate', 'is_accepted')
+    >>> n_accepted = float(info.is_accepted) * 16  # a fraction of the 16 site updates
+    >>> bool(n_accepted == round(n_accepted))
+    True
     """
 
     acceptance_rate: Array
@@ -42,7 +64,16 @@ class CheckerboardInfo(NamedTuple):
 
 
 def init(position: Array, target: Any) -> CheckerboardState:
-    """Initial state from a field."""
+    """Initial state from a field (cast to float) and the target's action there.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> from uqmcmc.targets import Phi4
+    >>> state = init(jnp.zeros((4, 4), dtype=int), Phi4(4, 0.5, 1.0))
+    >>> state.position.dtype, float(state.logdensity)  # S = V g at phi = 0
+    (dtype('float32'), -16.0)
+    """
     position = jnp.asarray(position, dtype=float)
     return CheckerboardState(position, -target.action(position))
 
@@ -57,7 +88,22 @@ def build_kernel(target: Any):
     """Build the sweep kernel ``kernel(rng_key, state, step_size) -> (state, info)``.
 
     ``target`` needs ``action(phi)`` and ``local_delta(phi, proposed)`` (per-site action change
-    if that site alone moved), and fields of an even-sized ``L x L`` shape.
+    if that site alone moved), and fields of an even-sized ``L x L`` shape. The step size is
+    an argument of the kernel, so one compiled kernel serves several step sizes;
+    :func:`as_top_level_api` fixes it.
+
+    Examples
+    --------
+    >>> import jax, jax.numpy as jnp
+    >>> from uqmcmc.targets import Phi4
+    >>> target = Phi4(4, 0.5, 1.0)
+    >>> kernel = jax.jit(build_kernel(target))
+    >>> state = init(jnp.zeros((4, 4)), target)
+    >>> for step_size in (0.1, 1.0):
+    ...     new, info = kernel(jax.random.key(0), state, step_size)
+    ...     print(new.position.shape, bool(0 <= info.acceptance_rate <= 1))
+    (4, 4) True
+    (4, 4) True
     """
 
     def kernel(rng_key, state: CheckerboardState, step_size) -> tuple[CheckerboardState, Any]:

@@ -35,7 +35,17 @@ MALAInfo = NoisyInfo
 
 
 def init(position: Array, estimator: Any) -> NoisyState:
-    """Initial state: the position and the estimator's cache there (with the mean gradient)."""
+    """Initial state: the position and the estimator's cache there (with the mean gradient).
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> from uqmcmc.mcmc import ExactDelta
+    >>> from uqmcmc.targets import Gaussian
+    >>> state = init(jnp.ones(2), ExactDelta(Gaussian(jnp.zeros(2), jnp.eye(2))))
+    >>> float(state.logdensity), state.cache.grad.tolist()  # the drift's gradient
+    (-1.0, [1.0, 1.0])
+    """
     return init_state(position, estimator, with_grad=True)
 
 
@@ -46,7 +56,22 @@ def _log_q(x_to: Array, x_from: Array, grad_from: Array, step_size: Any) -> Arra
 
 
 def build_kernel(acceptance: str = "ceperley-dewing"):
-    """Build the kernel ``kernel(rng_key, state, estimator, step_size) -> (state, info)``."""
+    """Build the kernel ``kernel(rng_key, state, estimator, step_size) -> (state, info)``.
+
+    The estimator and step size are kernel arguments (BlackJAX's low-level layout), so one
+    kernel serves several of them; :func:`as_top_level_api` fixes both.
+
+    Examples
+    --------
+    >>> import jax, jax.numpy as jnp
+    >>> from uqmcmc.mcmc import ExactDelta
+    >>> from uqmcmc.targets import Gaussian
+    >>> est = ExactDelta(Gaussian(jnp.zeros(2), jnp.eye(2)))
+    >>> kernel = build_kernel()  # Ceperley-Dewing: no penalty for an exact estimate
+    >>> state, info = kernel(jax.random.key(0), init(jnp.ones(2), est), est, 0.01)
+    >>> float(info.penalty), bool(info.acceptance_rate > 0.99)  # a small step: accepted
+    (0.0, True)
+    """
     check_acceptance(acceptance)
 
     def kernel(

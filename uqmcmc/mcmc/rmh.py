@@ -34,12 +34,37 @@ RMHInfo = NoisyInfo
 
 
 def init(position: Array, estimator: Any) -> NoisyState:
-    """Initial state: the position and the estimator's cache there."""
+    """Initial state: the position and the estimator's cache there.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> from uqmcmc.mcmc import ExactDelta
+    >>> from uqmcmc.targets import Gaussian
+    >>> state = init(jnp.ones(2), ExactDelta(Gaussian(jnp.zeros(2), jnp.eye(2))))
+    >>> float(state.logdensity), state.cache.grad is None  # no drift, no gradient
+    (-1.0, True)
+    """
     return init_state(position, estimator, with_grad=False)
 
 
 def build_kernel(acceptance: str = "ceperley-dewing"):
-    """Build the kernel ``kernel(rng_key, state, estimator, step_size) -> (state, info)``."""
+    """Build the kernel ``kernel(rng_key, state, estimator, step_size) -> (state, info)``.
+
+    The estimator and step size are kernel arguments (BlackJAX's low-level layout), so one
+    kernel serves several of them; :func:`as_top_level_api` fixes both.
+
+    Examples
+    --------
+    >>> import jax, jax.numpy as jnp
+    >>> from uqmcmc.mcmc import NoisyOracle
+    >>> from uqmcmc.targets import Gaussian
+    >>> est = NoisyOracle(Gaussian(jnp.zeros(2), jnp.eye(2)), sigma=1.0)
+    >>> kernel = build_kernel("none")  # the naive rule: no penalty
+    >>> state, info = kernel(jax.random.key(0), init(jnp.zeros(2), est), est, 0.5)
+    >>> float(info.delta_var), float(info.penalty)
+    (1.0, 0.0)
+    """
     check_acceptance(acceptance)
 
     def kernel(

@@ -26,10 +26,11 @@ class EnergyNet(RCNN):
     >>> import jax.numpy as jnp
     >>> from flax import nnx
     >>> net = EnergyNet(channels=8, depth=1, rngs=nnx.Rngs(0))
-    >>> phi = jnp.ones((3, 4, 4))
+    >>> phi = jnp.ones((2, 4, 4))  # a batch of two 4 x 4 fields
     >>> net(phi).shape, net.grad(phi).shape
-    ((3,), (3, 4, 4))
-    >>> bool(jnp.allclose(net(jnp.ones((8, 8))), 4 * net(jnp.ones((4, 4))), rtol=1e-5))
+    ((2,), (2, 4, 4))
+    >>> big = jnp.ones((2, 8, 8))  # the same constant fields on an 8 x 8 lattice
+    >>> bool(jnp.allclose(net(big), 4 * net(phi), rtol=1e-5))  # E is extensive
     True
     """
 

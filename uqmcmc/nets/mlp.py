@@ -18,6 +18,19 @@ def reduce_sites(net: nnx.Module, values: Array) -> Array:
 
     Sums over the last ``net.site_axes`` axes when ``net.reduce == "sum"`` (an extensive
     quantity), returns ``values`` unchanged when ``net.reduce == "none"``.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> class Energy:  # stands for any network with the convention's two class attributes
+    ...     reduce, site_axes = "sum", 2
+    >>> per_site = jnp.ones((3, 4, 4))  # a batch of 3 fields on a 4 x 4 lattice
+    >>> reduce_sites(Energy(), per_site).tolist()
+    [16.0, 16.0, 16.0]
+    >>> class Field:  # e.g. a network predicting grad S per site
+    ...     reduce, site_axes = "none", 2
+    >>> reduce_sites(Field(), per_site).shape
+    (3, 4, 4)
     """
     reduce = getattr(net, "reduce", "none")
     if reduce == "none":
@@ -75,9 +88,9 @@ class MLP(nnx.Module):
     --------
     >>> import jax.numpy as jnp
     >>> from flax import nnx
-    >>> net = MLP(1, (16, 16), rngs=nnx.Rngs(0))
-    >>> net(jnp.zeros((5, 1))).shape, net.features(jnp.zeros((5, 1))).shape
-    ((5,), (5, 16))
+    >>> net = MLP(1, (8, 8), rngs=nnx.Rngs(0))
+    >>> net(jnp.zeros((3, 1))).shape, net.features(jnp.zeros((3, 1))).shape
+    ((3,), (3, 8))
     """
 
     reduce = "none"

@@ -67,7 +67,17 @@ def default_observables(target: Any):
 
 
 def check_target(target: Any) -> None:
-    """Raise ``TypeError`` if ``target`` lacks a callable ``action`` or ``grad``."""
+    """Raise ``TypeError`` if ``target`` lacks a callable ``action`` or ``grad``.
+
+    Examples
+    --------
+    >>> from uqmcmc.targets import Phi4
+    >>> check_target(Phi4(L=4, beta=0.5, g=1.0))  # a valid target passes silently
+    >>> check_target(object())
+    Traceback (most recent call last):
+        ...
+    TypeError: target object has no callable `action`: a target needs ...
+    """
     for name in ("action", "grad"):
         if not callable(getattr(target, name, None)):
             raise TypeError(
@@ -77,7 +87,17 @@ def check_target(target: Any) -> None:
 
 
 def check_finite_array(name: str, value: Any) -> Array:
-    """Convert ``value`` to a float array and raise ``ValueError`` if any entry is not finite."""
+    """Convert ``value`` to a float array and raise ``ValueError`` if any entry is not finite.
+
+    Examples
+    --------
+    >>> check_finite_array("mean", [1, 2]).dtype
+    dtype('float32')
+    >>> check_finite_array("mean", [1.0, float("nan")])
+    Traceback (most recent call last):
+        ...
+    ValueError: mean must be finite, got [1.0, nan]
+    """
     arr = jnp.asarray(value, dtype=float)
     if not bool(jnp.all(jnp.isfinite(arr))):
         raise ValueError(f"{name} must be finite, got {value!r}")

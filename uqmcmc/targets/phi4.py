@@ -206,12 +206,28 @@ class Phi4:
 
 
 def susceptibility(abs_m: float, m2: float, volume: int) -> float:
-    """``chi = V (<M^2> - <|M|>^2)`` from the two means."""
+    """``chi = V (<M^2> - <|M|>^2)`` from the two means.
+
+    Examples
+    --------
+    >>> round(susceptibility(abs_m=0.5, m2=0.3, volume=16), 6)
+    0.8
+    """
     return volume * (m2 - abs_m**2)
 
 
 def binder(m2: float, m4: float) -> float:
-    """Binder cumulant ``U = 1 - <M^4> / (3 <M^2>^2)`` from the two means."""
+    """Binder cumulant ``U = 1 - <M^4> / (3 <M^2>^2)`` from the two means.
+
+    ``U = 2/3`` deep in the ordered phase (``M^4 = (M^2)^2``), ``U = 0`` for a Gaussian ``M``
+    (``<M^4> = 3 <M^2>^2``, the disordered phase). Errors come from
+    :func:`uqmcmc.stats.jackknife` over the two series (as :meth:`Phi4.derived` does).
+
+    Examples
+    --------
+    >>> round(binder(m2=0.25, m4=0.0625), 4), round(binder(m2=0.25, m4=3 * 0.0625), 4)
+    (0.6667, 0.0)
+    """
     return 1.0 - m4 / (3.0 * m2**2)
 
 
@@ -220,6 +236,13 @@ def correlation_length(g0: float, gp1: float, L: int) -> float:
 
     ``xi^2 = (G~(0)/G~(p) - 1) / (4 sin^2(p/2))`` with ``p = 2 pi / L``; returns ``xi``
     (``nan`` when the ratio is below one, which happens only from noise).
+
+    Examples
+    --------
+    >>> round(correlation_length(g0=4.0, gp1=2.0, L=8), 3)
+    1.307
+    >>> correlation_length(g0=1.0, gp1=2.0, L=8)
+    nan
     """
     ratio = g0 / gp1 - 1.0
     xi2 = ratio / (4.0 * np.sin(np.pi / L) ** 2)
