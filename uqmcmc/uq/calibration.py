@@ -121,7 +121,7 @@ def metrics(backend: Any, x: Array, y: Array, *, n_qq: int = 200) -> dict[str, A
 
     Examples
     --------
-    >>> import jax.numpy as jnp
+    >>> import jax, jax.numpy as jnp
     >>> class Unit:  # predicts N(0, 1) everywhere
     ...     def predict_mean_var(self, x):
     ...         return jnp.zeros(x.shape[0]), jnp.ones(x.shape[0])
@@ -167,6 +167,22 @@ class Recalibrated:
         A fitted backend (``predict_mean_var``, ``predict_draws``; ``save``/``load`` to save).
     scale
         Variance multiplier ``s^2 > 0``.
+
+    Examples
+    --------
+    >>> import jax, jax.numpy as jnp
+    >>> class Shifted:  # f(x) = x + c with c ~ N(0, 1), one c per joint draw
+    ...     def predict_mean_var(self, x):
+    ...         return x, jnp.ones_like(x)
+    ...     def predict_draws(self, key, x, n):
+    ...         return x + jax.random.normal(key, (n,) + (1,) * x.ndim)
+    >>> wide = Recalibrated(Shifted(), 4.0)
+    >>> mean, var = wide.predict_mean_var(jnp.array([0.0, 1.0]))
+    >>> mean.tolist(), var.tolist()
+    ([0.0, 1.0], [4.0, 4.0])
+    >>> draws = wide.predict_draws(jax.random.key(0), jnp.array([0.0, 1.0]), 1000)
+    >>> draws.shape, round(float(draws[:, 0].std()), 0)  # spread doubled, draws still joint
+    ((1000, 2), 2.0)
     """
 
     kind = "Recalibrated"

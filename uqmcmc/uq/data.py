@@ -23,7 +23,20 @@ __all__ = ["Dataset", "Split", "gap_regression", "make_dataset"]
 
 
 class Split(NamedTuple):
-    """Configurations ``x (n, *shape)`` with labels ``grad (n, *shape)`` and ``action (n,)``."""
+    """Configurations ``x (n, *shape)`` with labels ``grad (n, *shape)`` and ``action (n,)``.
+
+    ``len(split)`` is the number of configurations.
+
+    Examples
+    --------
+    >>> import jax
+    >>> from uqmcmc.targets import Phi4
+    >>> target = Phi4(4, 0.5, 1.0)
+    >>> x = jax.random.normal(jax.random.key(0), (6, 4, 4))
+    >>> split = Split(x, target.grad(x), target.action(x))
+    >>> len(split), split.grad.shape, split.action.shape
+    (6, (6, 4, 4), (6,))
+    """
 
     x: Array
     grad: Array
@@ -34,7 +47,22 @@ class Split(NamedTuple):
 
 
 class Dataset(NamedTuple):
-    """Train / validation / test splits and how they were made (``info``)."""
+    """Train / validation / test splits and how they were made (``info``).
+
+    ``val`` is ``None`` without a validation split. :func:`make_dataset` builds one.
+
+    Examples
+    --------
+    >>> import jax
+    >>> from uqmcmc.targets import Phi4
+    >>> target = Phi4(4, 0.5, 1.0)
+    >>> def labelled(x):
+    ...     return Split(x, target.grad(x), target.action(x))
+    >>> x = jax.random.normal(jax.random.key(0), (10, 4, 4))
+    >>> data = Dataset(train=labelled(x[:8]), val=None, test=labelled(x[8:]), info={"L": 4})
+    >>> len(data.train), data.val, len(data.test)
+    (8, None, 2)
+    """
 
     train: Split
     val: Split | None
@@ -89,9 +117,13 @@ def make_dataset(
     Examples
     --------
     >>> from uqmcmc.targets import Phi4
-    >>> data = make_dataset(Phi4(4, 0.5, 1.0), 0, 40, n_test=10, n_val=5, warmup=20, thin=5)
-    >>> len(data.train), len(data.val), len(data.test), data.train.grad.shape
-    (25, 5, 10, (25, 4, 4))
+    >>> data = make_dataset(Phi4(4, 0.5, 1.0), 0, 16, n_test=4, n_val=2, n_chains=4)
+    >>> len(data.train), len(data.val), len(data.test)
+    (10, 2, 4)
+    >>> data.train.x.shape, data.train.grad.shape, data.train.action.shape
+    ((10, 4, 4), (10, 4, 4), (10,))
+    >>> data.info["beta"], data.info["thin"], 0 < data.info["acceptance"] < 1
+    (0.5, 50, True)
     """
     check_target(target)
     n = positive_int("n", n, minimum=2)

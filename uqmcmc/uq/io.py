@@ -125,6 +125,18 @@ def load_state(path: str | Path, expected_kind: str) -> tuple[dict[str, np.ndarr
     ValueError
         If the saved ``kind`` is not ``expected_kind``, the format is newer than this uqmcmc,
         or the arrays do not match the names, shapes and dtypes recorded in the metadata.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np
+    >>> d = save_state(tempfile.mkdtemp(), {"w": np.zeros((2, 3))}, {"kind": "Demo"})
+    >>> arrays, meta = load_state(d, "Demo")
+    >>> arrays["w"].shape, meta["format_version"], sorted(meta["arrays"])
+    ((2, 3), 1, ['w'])
+    >>> load_state(d, "DeepEnsemble")
+    Traceback (most recent call last):
+    ...
+    ValueError: ... holds a 'Demo', expected a 'DeepEnsemble'
     """
     path = Path(path)
     if not path.is_dir():
@@ -255,7 +267,14 @@ def restore_module(
 
 # -- rebuilding networks ------------------------------------------------------------------
 def class_name(cls: type) -> str:
-    """The dotted name a class is recorded under, ``module.QualName``."""
+    """The dotted name a class is recorded under, ``module.QualName``.
+
+    Examples
+    --------
+    >>> from uqmcmc.nets import RCNN
+    >>> class_name(RCNN)
+    'uqmcmc.nets.rcnn.RCNN'
+    """
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
@@ -263,6 +282,15 @@ def register_module(cls: type) -> type:
     """Allow :func:`resolve_class` (and so every backend's ``load``) to rebuild ``cls`` by name.
 
     Usable as a class decorator on a user's own network.
+
+    Examples
+    --------
+    >>> from uqmcmc.nets import MLP
+    >>> @register_module
+    ... class Wide(MLP):  # a user's own network, following the convention
+    ...     pass
+    >>> resolve_class(class_name(Wide)) is Wide
+    True
     """
     if not isinstance(cls, type):
         raise ValueError(f"register_module expects a class, got {cls!r}")
@@ -272,7 +300,17 @@ def register_module(cls: type) -> type:
 
 def resolve_class(name: str, cls: type | None = None) -> type:
     """The network class recorded as ``name``: ``cls`` if given (names must agree), a
-    registered class, or one of uqmcmc's own networks. Nothing else is ever imported."""
+    registered class, or one of uqmcmc's own networks. Nothing else is ever imported.
+
+    Examples
+    --------
+    >>> resolve_class("uqmcmc.nets.mlp.MLP").__name__
+    'MLP'
+    >>> resolve_class("os.system")
+    Traceback (most recent call last):
+    ...
+    ValueError: network class 'os.system' is not one of uqmcmc's networks: ...
+    """
     if cls is not None:
         if class_name(cls) != name:
             raise ValueError(
