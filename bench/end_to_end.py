@@ -1,0 +1,64 @@
+"""End-to-end cost of the ``uqmcmc`` command (section 5): wall time and peak memory.
+
+Each command runs in a fresh Python subprocess; its peak resident memory is the child's own
+``ru_maxrss`` from ``os.wait4`` (XLA allocates outside Python's heap, so ``tracemalloc`` would
+miss most of it).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+__all__ = ["run_command", "end_to_end"]
+
+
+def run_command(args: list[str], *, timeout: float | None = None) -> dict:
+    """Run ``python -m uqmcmc.cli *args`` in a subprocess; wall time, peak RSS, exit code.
+
+    ``--out`` is added (a temporary folder, removed afterwards) unless ``args`` has one.
+
+    Examples
+    --------
+    >>> r = run_command(["--help"])
+    >>> r["exit_code"], r["peak_rss_mb"] > 10
+    (0, True)
+    """
+    with tempfile.TemporaryDirectory(prefix="uqmcmc-bench-") as tmp:
+        cmd = [sys.executable, "-m", "uqmcmc.cli", *args]
+        if args and args[0] in ("exact", "compare") and "--out" not in args:
+            cmd += ["--out", str(Path(tmp) / "out")]
+        log = Path(tmp) / "log.txt"
+        with open(log, "wb") as out:
+            start = time.perf_counter()
+            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+            deadline = None if timeout is None else start + timeout
+            while True:
+                pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+                if pid:
+                    break
+                if deadline is not None and time.perf_counter() > deadline:
+                    proc.kill()
+                    pid, status, usage = os.wait4(proc.pid, 0)
+                    break
+                time.sleep(0.05)
+            wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        tail = log.read_text(errors="replace").strip().splitlines()[-5:]
+    return {
+        "command": "uqmcmc " + " ".join(args),
+        "wall_s": wall,
+        "peak_rss_mb": usage.ru_maxrss / 1024.0,  # kilobytes on Linux
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+        "exit_code": proc.returncode,
+        "log_tail": tail if proc.returncode else [],
+    }
+
+
+def end_to_end(sizes) -> list[dict]:
+    """Section 5: the commands of ``sizes.e2e_commands``, one subprocess each."""
+    return [run_command(args, timeout=sizes.e2e_timeout) for args in sizes.e2e_commands]

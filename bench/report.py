@@ -1,0 +1,231 @@
+"""Tables of benchmark results: one column spec per section, rendered as text or Markdown."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+__all__ = ["SECTIONS", "table", "render", "markdown"]
+
+Column = tuple[str, str, Callable[[Mapping[str, Any]], Any]]
+
+
+def _num(fmt: str, key: str) -> Callable[[Mapping[str, Any]], str]:
+    def get(row):
+        value = row.get(key)
+        if value is None or (isinstance(value, float) and not math.isfinite(value)):
+            return "-"
+        return format(value, fmt)
+
+    return get
+
+
+def _pm(key: str, err: str, fmt: str = ".4f") -> Callable[[Mapping[str, Any]], str]:
+    return lambda row: f"{row[key]:{fmt}} ± {row[err]:{fmt}}"
+
+
+def _flagged(fn: Callable[[Mapping[str, Any]], str]) -> Callable[[Mapping[str, Any]], str]:
+    """``fn``'s cell, with a dagger when the row is not ``reliable``."""
+    return lambda row: fn(row) + ("" if row.get("reliable", True) else " †")
+
+
+def _goal(key: str, better: str) -> Callable[[Mapping[str, Any]], str]:
+    """``ratio`` with a mark when the row's goal is missed (``better``: "high" or "low")."""
+
+    def get(row):
+        value, goal = row[key], row.get("goal")
+        missed = goal is not None and (value < goal if better == "high" else value > goal)
+        return f"{value:.2f}{' (miss)' if missed else ''}"
+
+    return get
+
+
+def _scaling_cols(rows: Sequence[Mapping[str, Any]]) -> list[Column]:
+    Ls = sorted({int(L) for row in rows for L in row["step_us"]})
+    cols: list[Column] = [
+        ("kernel", "kernel", lambda r: r["kernel"]),
+        ("chains", "chains", _num("d", "chains")),
+    ]
+    for L in Ls:
+        cols.append((f"L{L}", f"L={L} µs/step", lambda r, L=L: _fmt_opt(r["step_us"].get(str(L)))))
+    cols.append(("slope", "slope (all L)", _num(".2f", "slope")))
+    cols.append(("slope_large", "slope (2 largest L)", _num(".2f", "slope_large")))
+    return cols
+
+
+def _fmt_opt(value) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+#: Per section: title, what the ratio means, and the columns (or a function of the rows).
+SECTIONS: dict[str, dict[str, Any]] = {
+    "kernel_overhead": {
+        "title": "1. Kernel overhead: uqmcmc (ExactDelta) vs BlackJAX on phi^4",
+        "note": "ratio = steps/s of uqmcmc / steps/s of BlackJAX (goal >= 0.95); probe = uqmcmc "
+        "with ΔS formed from the two actions; copies = proposal-sampler instructions in the "
+        "compiled step relative to BlackJAX.",
+        "columns": [
+            ("kernel", "kernel", lambda r: r["kernel"]),
+            ("L", "L", _num("d", "L")),
+            ("chains", "chains", _num("d", "chains")),
+            ("uqmcmc_us", "uqmcmc µs/step", _num(".1f", "uqmcmc_us")),
+            ("blackjax_us", "BlackJAX µs/step", _num(".1f", "blackjax_us")),
+            ("ratio", "ratio", _goal("ratio", "high")),
+            ("probe_ratio", "probe ratio", _num(".2f", "probe_ratio")),
+            ("copies", "copies", _num(".1f", "sampler_copies")),
+            (
+                "compile",
+                "compile s (u/bj)",
+                lambda r: f"{r['compile_uqmcmc_s']:.1f}/{r['compile_blackjax_s']:.1f}",
+            ),
+        ],  # fmt: skip
+    },
+    "surrogate_overhead": {
+        "title": "2. Surrogate overhead: MALA step vs the bare network evaluations it needs",
+        "note": "ratio = step time / bare time, same batch, same compiled loop (goal <= 1.2).",
+        "columns": [
+            ("backend", "backend", lambda r: r["backend"]),
+            ("mode", "mode", lambda r: r["mode"]),
+            ("chains", "chains", _num("d", "chains")),
+            ("calls", "network calls per chain", lambda r: r["calls"]),
+            ("step_us", "step µs", _num(".0f", "step_us")),
+            ("bare_us", "bare µs", _num(".0f", "bare_us")),
+            ("ratio", "ratio", _goal("ratio", "low")),
+            (
+                "compile",
+                "compile s (step/bare)",
+                lambda r: f"{r['compile_step_s']:.1f}/{r['compile_bare_s']:.1f}",
+            ),
+        ],  # fmt: skip
+    },
+    "ensemble_scaling": {
+        "title": "3. Ensemble scaling: N members vs one",
+        "note": "ratio = time of N members / time of one (N-fold work; goal: well under N).",
+        "columns": [
+            ("what", "what", lambda r: r["what"]),
+            ("one", "1 member ms", lambda r: f"{1e3 * r['one_s']:.2f}"),
+            ("many", "N members ms", lambda r: f"{1e3 * r['many_s']:.2f}"),
+            ("n", "N", _num("d", "n_members")),
+            ("ratio", "ratio", _num(".2f", "ratio")),
+            (
+                "compile",
+                "compile/fixed s (1/N)",
+                lambda r: f"{r['compile_one_s']:.1f}/{r['compile_many_s']:.1f}",
+            ),
+        ],  # fmt: skip
+    },
+    "ess": {
+        "title": "4. Effective samples per second (bulk ESS / sampling time, compile excluded)",
+        "note": "z = (<|M|> - exact checkerboard) / combined MCSE: a fast chain with |z| > 4 "
+        "samples the wrong distribution. * = run cut to the time budget per chain set; "
+        "† = ESS below 100, too short for a trustworthy ESS, MCSE or z.",
+        "columns": [
+            ("L", "L", _num("d", "L")),
+            ("chain", "chain", lambda r: r["chain"]),
+            ("steps", "steps", lambda r: f"{r['steps']}{'*' if r.get('budget_limited') else ''}"),
+            ("acc", "acc.", _num(".2f", "acceptance")),
+            ("abs_m", "<|M|>", _pm("abs_m_mean", "abs_m_mcse")),
+            ("z", "z", _flagged(_num(".1f", "z_abs_m"))),
+            ("ess_m", "ESS |M|", _flagged(_num(".0f", "ess_abs_m"))),
+            ("ess_s", "ESS S/V", _flagged(_num(".0f", "ess_action_density"))),
+            ("time", "sampling s", _num(".2f", "sample_s")),
+            ("eps_m", "ESS/s |M|", _flagged(_num(".1f", "ess_per_s_abs_m"))),
+            ("eps_s", "ESS/s S/V", _flagged(_num(".1f", "ess_per_s_action_density"))),
+            ("compile", "compile s", _num(".1f", "compile_s")),
+        ],
+    },
+    "end_to_end": {
+        "title": "5. End-to-end: the uqmcmc command in a fresh process",
+        "note": "peak RSS = the child's ru_maxrss.",
+        "columns": [
+            ("command", "command", lambda r: f"`{r['command']}`"),
+            ("wall", "wall s", _num(".1f", "wall_s")),
+            ("cpu", "CPU s", _num(".1f", "cpu_s")),
+            ("rss", "peak RSS MB", _num(".0f", "peak_rss_mb")),
+            ("exit", "exit", _num("d", "exit_code")),
+        ],
+    },
+    "size_scaling": {
+        "title": "6. Time per step vs lattice size",
+        "note": "slope of log(time/step) against log L, least squares over all sizes and "
+        "between the two largest (2 = proportional to the volume; below 2 at small L where "
+        "fixed per-step costs dominate).",
+        "columns": _scaling_cols,
+    },
+}
+
+
+def table(rows: Sequence[Mapping[str, Any]], columns) -> tuple[list[str], list[list[str]]]:
+    """Header and cell strings of ``rows`` under ``columns`` (a list, or a function of rows).
+
+    Examples
+    --------
+    >>> table([{"a": 1.5}], [("a", "A", _num(".1f", "a"))])
+    (['A'], [['1.5']])
+    """
+    cols = columns(rows) if callable(columns) else columns
+    return [c[1] for c in cols], [[str(c[2](row)) for c in cols] for row in rows]
+
+
+def render(header: list[str], cells: list[list[str]], style: str = "text") -> str:
+    """A fixed-width text table or a Markdown (pipe) table.
+
+    Examples
+    --------
+    >>> print(render(["x", "|y|"], [["1", "22"]], "markdown"))
+    | x | \\|y\\| |
+    | --- | --- |
+    | 1 | 22 |
+    """
+    if style == "markdown":
+
+        def line(cells):
+            return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+        lines = [line(header), line(["---"] * len(header)), *(line(row) for row in cells)]
+        return "\n".join(lines)
+    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(header)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    lines = [fmt.format(*header), "  ".join("-" * w for w in widths)]
+    lines += [fmt.format(*row) for row in cells]
+    return "\n".join(lines)
+
+
+def section_text(name: str, section: Mapping[str, Any], style: str = "text") -> str:
+    """Title, note, table (or the error) of one section of a results dict."""
+    spec = SECTIONS[name]
+    head = f"### {spec['title']}" if style == "markdown" else spec["title"]
+    parts = [head, ""]
+    if section.get("error"):
+        parts.append(f"failed: {section['error']}")
+    else:
+        header, cells = table(section["rows"], spec["columns"])
+        parts += [render(header, cells, style), "", spec["note"]]
+    parts.append(f"({section.get('seconds', 0.0):.0f} s for this section)")
+    return "\n".join(parts)
+
+
+def markdown(results: Mapping[str, Any]) -> str:
+    """The whole results dict as Markdown: date, machine, then one table per section."""
+    meta = results["meta"]
+    m = meta["machine"]
+    versions = m["versions"]
+    lines = [
+        f"## Benchmarks ({meta['mode']} run, {meta['date']})",
+        "",
+        f"Machine: {m['cpu']}, {m['cores_available']} cores available "
+        f"(load average at start {_load(m['load_average'])}), {m['platform']}, "
+        f"Python {m['python']}; jax {versions['jax']}, jaxlib {versions['jaxlib']}, "
+        f"blackjax {versions['blackjax']}, flax {versions['flax']}, numpyro "
+        f"{versions['numpyro']}. Total {meta['total_s']:.0f} s. Times are medians of "
+        f"interleaved repeats; ratios are medians of ratios of adjacent calls; compilation is "
+        f"timed apart. Produced by `python -m bench` ({meta['results_file']}).",
+    ]
+    for name, section in results["sections"].items():
+        lines += ["", section_text(name, section, "markdown")]
+    return "\n".join(lines) + "\n"
+
+
+def _load(load) -> str:
+    return "n/a" if not load else "/".join(f"{x:.1f}" for x in load)
