@@ -48,6 +48,16 @@ class CompareConfig:
     ``n_fixed`` fixed-draw chain sets per backend. Data: ``n_train`` + ``n_test``
     configurations (seed 1: 180 + 20). ``epochs`` of training; ``n_members`` ensemble members;
     ``n_draws`` joint draws per step in ``draws`` mode; ``rule`` the quadrature of ``grad S``.
+
+    Examples
+    --------
+    >>> cfg = CompareConfig.quick_config(backends=["ensemble", "last_layer"])
+    >>> cfg.validate().backends, cfg.L, cfg.quick
+    (('ensemble', 'last_layer'), 6, True)
+    >>> CompareConfig(backends=["gp"]).validate()
+    Traceback (most recent call last):
+    ...
+    ValueError: backends must be a non-empty subset of (...), got ['gp']
     """
 
     L: int = 8
@@ -123,7 +133,18 @@ class CompareConfig:
 
 @dataclass
 class CompareResult:
-    """Everything a compare run produced (the report folder holds the same, on disk)."""
+    """Everything a compare run produced (the report folder holds the same, on disk).
+
+    ``runs`` maps a run name (``"exact-mala"``, ``"<backend>/<mode>/<none|cd>"``) to its
+    ArviZ data; ``comparison`` is :func:`uqmcmc.diagnostics.compare_to_exact`'s table,
+    ``epistemic`` the per-draw spread, ``identities`` the exact-identity checks; ``timings``
+    the seconds per stage. See :func:`run_compare` for an example.
+
+    Examples
+    --------
+    >>> [f.name for f in dataclasses.fields(CompareResult)][:4]
+    ['config', 'exact', 'runs', 'comparison']
+    """
 
     config: CompareConfig
     exact: Any
@@ -143,7 +164,19 @@ def _rcnn_kwargs(dropout: float = 0.0) -> dict:
 
 
 def make_backend(name: str, cfg: CompareConfig):
-    """An unfitted backend of the given name with the RCNN surrogate of ``grad S``."""
+    """An unfitted backend of the given name with the RCNN surrogate of ``grad S``.
+
+    MC dropout keeps ``n_masks=20`` fixed masks and the BNN 50 posterior draws (see
+    :func:`fit_backend`): every mean-mode MALA step evaluates all of them twice, so these set
+    the cost of the mean-mode chains.
+
+    Examples
+    --------
+    >>> type(make_backend("last_layer", CompareConfig())).__name__
+    'BayesianLastLayer'
+    >>> make_backend("ensemble", CompareConfig(n_members=3)).n_members
+    3
+    """
     from uqmcmc.nets import RCNN
     from uqmcmc.uq.bnn import NumPyroBNN
     from uqmcmc.uq.deep_kernel import DeepKernelRegression
@@ -154,7 +187,7 @@ def make_backend(name: str, cfg: CompareConfig):
     if name == "ensemble":
         return DeepEnsemble(RCNN, _rcnn_kwargs(), n_members=cfg.n_members)
     if name == "dropout":
-        return MCDropout(RCNN, _rcnn_kwargs(dropout=0.05))
+        return MCDropout(RCNN, _rcnn_kwargs(dropout=0.05), n_masks=20)
     if name == "last_layer":
         return BayesianLastLayer(RCNN, _rcnn_kwargs())
     if name == "bnn":
@@ -166,14 +199,28 @@ def make_backend(name: str, cfg: CompareConfig):
 
 def _fit_kwargs(name: str, cfg: CompareConfig) -> dict:
     if name == "bnn":
-        return {"method": "svi"}
+        return {"method": "svi", "num_samples": 50}
     from uqmcmc.uq.training import cosine_adam
 
     return {"epochs": cfg.epochs, "optimizer": cosine_adam(3e-2), "progress": False}
 
 
 def fit_backend(name: str, cfg: CompareConfig, x, y, key):
-    """Build and fit one backend on ``(x, y)``."""
+    """Build and fit one backend on ``(x, y)`` with the workflow's training settings
+    (``cfg.epochs`` of cosine-decayed Adam from 3e-2; SVI for the BNN).
+
+    Examples
+    --------
+    >>> import jax
+    >>> from uqmcmc.targets import Phi4
+    >>> from uqmcmc.uq.data import make_dataset
+    >>> data = make_dataset(Phi4(4, 0.5, 1.0), jax.random.key(0), 12, n_test=4)
+    >>> cfg = CompareConfig(epochs=2)
+    >>> b = fit_backend("last_layer", cfg, data.train.x, data.train.grad, jax.random.key(1))
+    >>> mean, var = b.predict_mean_var(data.test.x)
+    >>> mean.shape, bool((var > 0).all())
+    ((4, 4, 4), True)
+    """
     return make_backend(name, cfg).fit(x, y, key=key, **_fit_kwargs(name, cfg))
 
 
@@ -186,6 +233,21 @@ def per_draw_algorithm(
     A position is ``(K, *shape)``; the ``K`` kernels run under ``jax.vmap`` (one compiled
     step), each with :class:`~uqmcmc.uq.fixed.FixedDraw` ``(backend, draws[k])``. The step's
     info is the acceptance rate averaged over the ``K`` draws.
+
+    Examples
+    --------
+    >>> import jax, jax.numpy as jnp
+    >>> from uqmcmc.mcmc import GradientDelta, mala
+    >>> from uqmcmc.targets import Phi4
+    >>> from uqmcmc.uq.data import make_dataset
+    >>> data = make_dataset(Phi4(4, 0.5, 1.0), jax.random.key(0), 12, n_test=4)
+    >>> cfg = CompareConfig(epochs=1, n_members=2)
+    >>> ens = fit_backend("ensemble", cfg, data.train.x, data.train.grad, jax.random.key(1))
+    >>> alg = per_draw_algorithm(ens, jnp.arange(2), lambda b: mala(GradientDelta(b), 0.01))
+    >>> state = alg.init(jnp.zeros((2, 4, 4)))  # chain k on member k
+    >>> state, info = alg.step(jax.random.key(2), state)
+    >>> state.position.shape, info.acceptance_rate.shape
+    ((2, 4, 4), ())
     """
 
     def alg(draw):
@@ -226,10 +288,23 @@ def run_compare(cfg: CompareConfig | None = None, *, progress: bool = True) -> C
 
     Examples
     --------
-    >>> cfg = CompareConfig.quick_config(backends=("last_layer",), out=tempfile.mkdtemp())
-    >>> res = run_compare(cfg, progress=False)  # doctest: +SKIP
-    >>> sorted(res.runs)[:2]  # doctest: +SKIP
-    ['exact-mala', 'last_layer/draws/cd']
+    A tiny run (one backend, short chains; ``CompareConfig.quick_config()`` is the 1-2 minute
+    version, ``CompareConfig()`` the full one):
+
+    >>> import tempfile
+    >>> cfg = CompareConfig.quick_config(
+    ...     backends=("last_layer",), steps=40, warmup=20, exact_steps=200, member_steps=40,
+    ...     n_train=16, n_test=4, epochs=2, identity_positions=8, out=tempfile.mkdtemp())
+    >>> res = run_compare(cfg, progress=False)
+    >>> for name in sorted(res.runs):
+    ...     print(name)
+    exact-mala
+    last_layer/draws/cd
+    last_layer/draws/none
+    last_layer/mean/cd
+    last_layer/mean/none
+    >>> (res.out / "report.html").exists(), (res.out / "comparison.csv").exists()
+    (True, True)
     """
     cfg = (cfg or CompareConfig()).validate()
     out = Path(cfg.out)
@@ -399,7 +474,20 @@ def _report(cfg, target, exact, runs, members, calibration, predictions, out: Pa
 
 def format_comparison(comparison) -> str:
     """The comparison as a plain-text table: bias z-score per run (rows) and observable
-    (columns), ``*`` marking a failed test, and the run's acceptance rate."""
+    (columns), ``*`` marking a failed test, and the run's acceptance rate.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> table = pd.DataFrame({"run": ["a", "a"], "observable": ["abs_m", "sd"],
+    ...                       "z": [0.5, 6.0], "pass": [True, False],
+    ...                       "acceptance_rate": [0.6, 0.6]})
+    >>> print(format_comparison(table))
+    bias z-scores against the exact chain (* = fails at the stated level)
+    run      abs_m         sd  accept
+    ---------------------------------
+    a        0.50       6.00*   0.600
+    """
     obs = list(dict.fromkeys(comparison.observable))
     runs = list(dict.fromkeys(comparison.run))
     width = max(len(r) for r in runs) + 2
