@@ -10,7 +10,7 @@ from scipy import signal
 
 from uqmcmc import _arviz
 from uqmcmc.diagnostics import compare_to_exact, epistemic_spread, estimate, ks_test, run_stats
-from uqmcmc.diagnostics.compare import _holm, _spread
+from uqmcmc.diagnostics.compare import _autocorrelation_time, _holm, _matched_blocks, _spread
 from uqmcmc.mcmc import checkerboard, run_chains
 from uqmcmc.targets import Phi4
 
@@ -89,6 +89,11 @@ def _ar1(rng, rho, shape):
     return signal.lfilter([np.sqrt(1 - rho**2)], [1, -rho], e, axis=-1)
 
 
+def _rho(tau: float) -> float:
+    """AR(1) coefficient of integrated autocorrelation time ``tau = (1 + rho) / (1 - rho)``."""
+    return (tau - 1) / (tau + 1)
+
+
 def test_ks_test_keeps_its_size_on_correlated_chains_and_has_power():
     rng = np.random.default_rng(0)
     null = [
@@ -102,6 +107,38 @@ def test_ks_test_keeps_its_size_on_correlated_chains_and_has_power():
         for _ in range(20)
     ]
     assert sum(p <= 0.05 for p in shifted) >= 14
+
+
+def test_ks_test_keeps_its_size_between_slow_and_fast_mixing_chains():
+    # The compare workflow's case: short, slowly mixing chains (exact-dS MALA, tau ~ 70 draws
+    # in chains of 300) against a long, fast-mixing reference (checkerboard, tau ~ 14 draws in
+    # chains of 2000), same distribution. Blocks of one common length for both samples
+    # rejected about 35% of such pairs at the 5% level; blocks matched in autocorrelation
+    # times about 3.5% (400 pairs).
+    rng = np.random.default_rng(1)
+
+    def pair(shift=0.0):
+        slow = shift + _ar1(rng, _rho(70), (8, 300))
+        return ks_test(slow, _ar1(rng, _rho(14), (8, 2000)), n_perm=99, n_grid=200)[1]
+
+    null = [pair() for _ in range(40)]
+    # Binomial(40, 0.05) exceeds 6 with probability 0.014
+    assert sum(p <= 0.05 for p in null) <= 6, sorted(null)[:10]
+    # power is set by the slow sample (ESS ~ 35): a shift of 0.8 sd is found
+    assert sum(pair(0.8) <= 0.05 for _ in range(15)) >= 12
+
+
+def test_ks_blocks_span_the_same_number_of_autocorrelation_times():
+    rng = np.random.default_rng(2)
+    slow, fast = _ar1(rng, _rho(60), (4, 300)), _ar1(rng, _rho(6), (3, 4000))
+    tau_slow, tau_fast = (_autocorrelation_time(a) for a in (slow, fast))
+    b_slow, b_fast = _matched_blocks([slow, fast], 20.0)
+    assert b_slow.shape == (4, 300)  # chains shorter than 20 tau: whole chains
+    assert b_fast.shape[1] / tau_fast == pytest.approx(300 / tau_slow, rel=0.05)
+    assert b_fast.size > 0.95 * fast.size  # hardly a draw dropped
+    # long chains on both sides: blocks of 10 to 20 autocorrelation times
+    b_a, b_b = _matched_blocks([fast, _ar1(rng, _rho(3), (2, 8000))], 20.0)
+    assert 10 < b_a.shape[1] / tau_fast <= 20
 
 
 def test_holm_adjustment():

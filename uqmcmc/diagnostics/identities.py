@@ -49,8 +49,23 @@ def _neighbours(x: Array) -> Array:
 class Identity(NamedTuple):
     """A Stein identity ``<f_i dS/dx_i> = <d f_i/dx_i>`` (both sides averaged over ``i``).
 
-    ``f(x)`` and ``df(x)`` map one configuration to arrays of its shape; ``label`` reads the
-    identity for people.
+    ``f(x)`` and ``df(x)`` map one configuration to arrays of its shape (``df`` is the
+    diagonal of the Jacobian, ``d f_i / d x_i``); ``label`` reads the identity for people.
+    Entries of :data:`IDENTITIES` are what :func:`stein_terms` and :func:`check_identities`
+    evaluate.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> ident = IDENTITIES["x2_grad"]
+    >>> ident.label
+    '<x_i^2 dS/dx_i> = 2<x_i>'
+    >>> x = jnp.array([1.0, -2.0])
+    >>> [float(v) for v in ident.f(x)], [float(v) for v in ident.df(x)]
+    ([1.0, 4.0], [2.0, -4.0])
+    >>> cubic = Identity(lambda x: x**3, lambda x: 3 * x**2, "<x_i^3 dS/dx_i> = 3<x_i^2>")
+    >>> bool(jnp.all(cubic.df(x) == IDENTITIES["x3_grad"].df(x)))
+    True
     """
 
     f: Callable[[Array], Array]

@@ -104,6 +104,17 @@ class Section(NamedTuple):
         Figures, embedded as PNG in the HTML and written as PNG files for the Markdown.
     csv
         File name of the table's CSV; default ``<slug of title>.csv``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from matplotlib.figure import Figure
+    >>> fig = Figure(figsize=(3, 2)); _ = fig.subplots().plot([0, 1], [1, 0])
+    >>> table = pd.DataFrame({"run": ["a", "b"], "z": [0.3, 5.1], "pass": [True, False]})
+    >>> sec = Section("Bias", "z-scores against the exact chain.", table, columns=["run", "z"],
+    ...               figures=[fig], csv="bias.csv")
+    >>> sec.title, sec.csv, len(sec.figures)
+    ('Bias', 'bias.csv', 1)
     """
 
     title: str
