@@ -68,7 +68,10 @@ def test_exact_mala_control_passes(quick_report):
     _, out = quick_report
     comparison = pd.read_csv(out / "comparison.csv")
     control = comparison[comparison.run == "exact-mala"]
-    assert control["pass"].astype(bool).all(), control[["observable", "z"]]
+    # The quick control has an ESS of ~30, where the jackknife MCSE runs ~20-30% small (z
+    # variance 1.2-1.8 over 200 repeats), so the stated-level test rejects it ~10% of the time;
+    # a broken MALA correction gives |z| in the hundreds. Hence |z| < 4 here.
+    assert (control["z"].abs() < 4).all(), control[["observable", "z"]]
 
 
 def test_same_seed_same_numbers(tmp_path):
