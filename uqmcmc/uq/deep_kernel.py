@@ -55,7 +55,15 @@ _JITTER = 1e-4  # relative to the signal variance (float32)
 
 
 class GPParams(NamedTuple):
-    """Hyperparameters (log scale) and inducing inputs ``z (M, F)``."""
+    """Hyperparameters (log scale) and inducing inputs ``z (M, F)``.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> p = GPParams(jnp.zeros(4), jnp.log(2.0), jnp.log(0.1), jnp.zeros((8, 4)))
+    >>> round(float(jnp.exp(p.log_signal)), 2), p.z.shape
+    (2.0, (8, 4))
+    """
 
     log_lengthscale: Array
     log_signal: Array
@@ -64,7 +72,17 @@ class GPParams(NamedTuple):
 
 
 class GPPosterior(NamedTuple):
-    """Whitened posterior of the inducing values: ``chol(Kuu)``, ``chol(I + A A^T)``, ``c``."""
+    """Whitened posterior of the inducing values: ``chol(Kuu)``, ``chol(I + A A^T)``, ``c``.
+
+    Examples
+    --------
+    With no data (``A = 0``, ``c = 0``) the posterior is the prior:
+
+    >>> import jax.numpy as jnp
+    >>> post = GPPosterior(jnp.eye(3), jnp.eye(3), jnp.zeros(3))
+    >>> post.luu.shape, float(post.c.sum())
+    ((3, 3), 0.0)
+    """
 
     luu: Array
     lb: Array
@@ -103,6 +121,16 @@ class Obs(NamedTuple):
     ``groups (K, J, F)``, ``weights (K, J)``: ``J = 1`` and weight 1 for a field (every site
     observed), ``J`` = the number of sites for an energy, and weights ``-1, +1`` for a
     difference ``f(x') - f(x)``.
+
+    Examples
+    --------
+    One difference ``g(b) - g(a)`` of two feature vectors (``K = 1``, ``J = 2``, ``F = 3``):
+
+    >>> import jax.numpy as jnp
+    >>> a, b = jnp.zeros(3), jnp.ones(3)
+    >>> obs = Obs(jnp.stack([a, b])[None], jnp.array([[-1.0, 1.0]]))
+    >>> obs.groups.shape, obs.weights.shape
+    ((1, 2, 3), (1, 2))
     """
 
     groups: Array
