@@ -23,7 +23,7 @@ from _common import Example
 
 from uqmcmc import diagnostics
 from uqmcmc.compare import format_comparison, per_draw_algorithm
-from uqmcmc.mcmc import ExactDelta, GradientDelta, mala, run_chains
+from uqmcmc.mcmc import ExactDelta, GradientDelta, mala, run_chains, split_batched
 from uqmcmc.nets import RCNN
 from uqmcmc.pipeline import run_exact
 from uqmcmc.targets import Phi4
@@ -115,15 +115,12 @@ def main() -> None:
         alg = per_draw_algorithm(
             backend, draws, lambda fixed: mala(GradientDelta(fixed), step_size, "none")
         )
-        names = list(jax.eval_shape(target.observables, x0[0]))
-        dims = {v: ["draw_index", *target.observable_dims.get(v, [])] for v in names}
         per_draw = run_chains(
             alg, jax.random.fold_in(k_draw, 100 + i),
             jax.random.normal(jax.random.fold_in(k_draw, 200 + i), (member_chains, n_fixed, L, L)),
-            member_steps, warmup=warmup, thin=thin, target=target,
-            observables=jax.vmap(target.observables), dims=dims, progress=False,
+            member_steps, warmup=warmup, thin=thin, target=target, progress=False,
         )  # fmt: skip
-        members[name] = [per_draw.isel(draw_index=k) for k in range(n_fixed)]
+        members[name] = split_batched(per_draw, [{"draw": k} for k in range(n_fixed)])
         ex.log(f"{name}: 4 surrogate runs and {n_fixed} fixed-draw chain sets done")
 
     # 7. Diagnostics: every run against the exact chain; the spread across fixed draws; exact

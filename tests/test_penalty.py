@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from _standins import equilibrated_phi4, phi4_reference, sample, z_vs_reference
 
-from uqmcmc.mcmc import NoisyOracle, rmh
+from uqmcmc.mcmc import NoisyOracle, batched, rmh, run_chains, split_batched
+from uqmcmc.mcmc.acceptance import switch_penalty
 from uqmcmc.mcmc.estimators import standard_normal
 from uqmcmc.targets import DoubleWell, Gaussian, Phi4
 
@@ -69,6 +70,36 @@ def test_estimated_sigma_from_ten_draws_is_exact(name):
 
 # -- phi^4 with a per-site noisy gradient, integrated by trapezoid or simpson ------------------
 PHI4 = Phi4(L=4, beta=0.5, g=1.0)
+
+
+def test_batched_rule_pair_behaves_as_each_rule_alone():
+    """The naive and penalised rules side by side in ONE program (``switch_penalty`` under
+    ``batched``, through ``run_chains`` and ``split_batched``, as ``uqmcmc compare`` runs them):
+    the penalised half is exact, the naive half is heated by the noise."""
+    target, eps = TARGETS["gaussian"]
+    mom = target.moments()
+    mean = jnp.asarray(mom["mean"])
+    alg = batched(
+        jnp.array([False, True]),
+        lambda on: rmh(NoisyOracle(target, 2.0), eps, switch_penalty("ceperley-dewing", None, on)),
+    )
+    x0 = mean + standard_normal(jax.random.key(1), (N_CHAINS, 2, *target.shape))
+    idata = run_chains(
+        alg, 3, x0, N_STEPS, warmup=200, observables=lambda x: {"d2": (x - mean) ** 2},
+        progress=False,
+    )  # fmt: skip
+    naive, cd = split_batched(idata, [{"acceptance": "none"}, {"acceptance": "cd"}])
+    z = {
+        name: [z_vs_reference(run.posterior["d2"].values[..., i], (v, 0.0))
+               for i, v in enumerate(mom["var"])]
+        for name, run in (("naive", naive), ("cd", cd))
+    }  # fmt: skip
+    assert np.all(np.abs(z["cd"]) < 4), z
+    assert np.all(np.array(z["naive"]) > 4), z
+    assert float(naive.sample_stats["penalty"].max()) == 0.0
+    np.testing.assert_allclose(cd.sample_stats["penalty"].values, 2.0, rtol=1e-6)
+
+
 OBS = ("abs_m", "m2", "action_density")
 # (sigma per site of the gradient, step): the penalised chains have sd(Delta S-hat) ~ 1.7.
 # Trapezoid needs a small step: its own quadrature bias shows at eps = 0.3 (checked below).

@@ -26,7 +26,8 @@ from tqdm.auto import tqdm
 from uqmcmc import _arviz, diagnostics
 from uqmcmc._meta import versions
 from uqmcmc._validation import positive, positive_int
-from uqmcmc.mcmc import ExactDelta, GradientDelta, mala, run_chains
+from uqmcmc.mcmc import ExactDelta, GradientDelta, batched, mala, run_chains, split_batched
+from uqmcmc.mcmc.acceptance import switch_penalty
 from uqmcmc.pipeline import run_exact
 from uqmcmc.targets import Phi4
 from uqmcmc.uq.fixed import FixedDraw
@@ -46,7 +47,8 @@ class CompareConfig:
     after ``warmup`` for every surrogate run, ``thin`` between kept draws; ``exact_steps``
     checkerboard sweeps for the reference. ``member_chains`` x ``member_steps`` for each of
     ``n_fixed`` fixed-draw chain sets per backend. Data: ``n_train`` + ``n_test``
-    configurations (seed 1: 180 + 20). ``epochs`` of training; ``n_members`` ensemble members;
+    configurations (seed 1: 180 + 20). ``epochs`` of training (``svi_steps`` for the BNN,
+    plus ``gp_steps`` of the deep kernel's GP fit); ``n_members`` ensemble members;
     ``n_draws`` joint draws per step in ``draws`` mode; ``rule`` the quadrature of ``grad S``.
 
     Examples
@@ -75,6 +77,8 @@ class CompareConfig:
     n_train: int = 180
     n_test: int = 20
     epochs: int = 100
+    svi_steps: int = 5000
+    gp_steps: int = 1000
     n_members: int = 10
     n_draws: int = 8
     rule: str = "simpson"
@@ -88,9 +92,10 @@ class CompareConfig:
     def quick_config(cls, **overrides) -> CompareConfig:
         """A 1-2 minute version (used by the tests): small lattice, short chains and training."""
         base = dict(
-            L=6, beta=0.5, chains=8, steps=600, warmup=200, thin=2, exact_steps=4000,
-            n_fixed=4, member_chains=2, member_steps=400, n_train=60, n_test=20, epochs=40,
-            n_members=4, n_draws=4, identity_positions=40, quick=True,
+            L=6, beta=0.5, chains=8, steps=400, warmup=200, thin=2, exact_steps=4000,
+            n_fixed=4, member_chains=2, member_steps=300, n_train=60, n_test=20, epochs=30,
+            svi_steps=1500, gp_steps=300, n_members=4, n_draws=4, identity_positions=40,
+            quick=True,
         )  # fmt: skip
         base.update(overrides)
         return cls(**base)
@@ -113,7 +118,8 @@ class CompareConfig:
         """Check every setting; returns ``self`` with ``backends`` as a tuple."""
         Phi4(self.L, self.beta, self.g)
         for name in ("chains", "steps", "thin", "exact_steps", "member_steps", "n_train",
-                     "epochs", "n_members", "identity_positions"):  # fmt: skip
+                     "epochs", "svi_steps", "gp_steps", "n_members",
+                     "identity_positions"):  # fmt: skip
             positive_int(name, getattr(self, name))
         positive_int("warmup", self.warmup, minimum=1)
         positive_int("n_fixed", self.n_fixed, minimum=2)
@@ -199,10 +205,11 @@ def make_backend(name: str, cfg: CompareConfig):
 
 def _fit_kwargs(name: str, cfg: CompareConfig) -> dict:
     if name == "bnn":
-        return {"method": "svi", "num_samples": 50}
+        return {"method": "svi", "num_samples": 50, "svi_steps": cfg.svi_steps}
     from uqmcmc.uq.training import cosine_adam
 
-    return {"epochs": cfg.epochs, "optimizer": cosine_adam(3e-2), "progress": False}
+    kwargs = {"epochs": cfg.epochs, "optimizer": cosine_adam(3e-2), "progress": False}
+    return {**kwargs, "gp_steps": cfg.gp_steps} if name == "deep_kernel" else kwargs
 
 
 def fit_backend(name: str, cfg: CompareConfig, x, y, key):
@@ -230,9 +237,9 @@ def per_draw_algorithm(
 ) -> blackjax.base.SamplingAlgorithm:
     """One algorithm stepping ``K`` chains at once, chain ``k`` on fixed draw ``draws[k]``.
 
-    A position is ``(K, *shape)``; the ``K`` kernels run under ``jax.vmap`` (one compiled
-    step), each with :class:`~uqmcmc.uq.fixed.FixedDraw` ``(backend, draws[k])``. The step's
-    info is the acceptance rate averaged over the ``K`` draws.
+    :func:`~uqmcmc.mcmc.batched` over the draws, variant ``k`` being ``make_algorithm(
+    FixedDraw(backend, draws[k]))`` (:class:`~uqmcmc.uq.fixed.FixedDraw`): a position is
+    ``(K, *shape)``, one compiled step; :func:`~uqmcmc.mcmc.split_batched` splits the run.
 
     Examples
     --------
@@ -247,23 +254,9 @@ def per_draw_algorithm(
     >>> state = alg.init(jnp.zeros((2, 4, 4)))  # chain k on member k
     >>> state, info = alg.step(jax.random.key(2), state)
     >>> state.position.shape, info.acceptance_rate.shape
-    ((2, 4, 4), ())
+    ((2, 4, 4), (2,))
     """
-
-    def alg(draw):
-        return make_algorithm(FixedDraw(backend, draw))
-
-    def init(x, rng_key=None):
-        return jax.vmap(lambda d, xi: alg(d).init(xi))(draws, x)
-
-    def step(key, state):
-        keys = jax.random.split(key, jax.tree.leaves(draws)[0].shape[0])
-        state, info = jax.vmap(lambda d, k, s: alg(d).step(k, s))(draws, keys, state)
-        return state, blackjax.mcmc.random_walk.RWInfo(
-            jnp.mean(info.acceptance_rate), jnp.mean(info.is_accepted.astype(float)), None
-        )
-
-    return blackjax.base.SamplingAlgorithm(init, step)
+    return batched(draws, lambda draw: make_algorithm(FixedDraw(backend, draw)))
 
 
 def _draw_specs(backend: Any, key, k: int):
@@ -271,15 +264,6 @@ def _draw_specs(backend: Any, key, k: int):
         n = getattr(backend, "n_members", k)
         return jnp.arange(min(k, n))
     return jax.random.split(key, k)
-
-
-def _split_members(idata, k: int, attrs: Mapping) -> list:
-    post = _arviz.group(idata, "posterior")
-    out = []
-    for i in range(k):
-        obs = {name: np.asarray(post[name].values)[:, :, i] for name in post.data_vars}
-        out.append(_arviz.make_idata(obs, dims={"G": ["r"]}, attrs={**attrs, "draw": i}))
-    return out
 
 
 # -- the workflow ---------------------------------------------------------------------------
@@ -368,19 +352,12 @@ def run_compare(cfg: CompareConfig | None = None, *, progress: bool = True) -> C
             t0 = stage(f"chains {name}")
             k_b = jax.random.fold_in(k_chain, i + 1)
             for j, mode in enumerate(("mean", "draws")):
-                n_draws = cfg.n_draws if mode == "draws" else None
-                est = GradientDelta(backend, rule=cfg.rule, mode=mode, n_draws=n_draws)
-                for acc_name, rule in (("none", "none"), ("cd", PENALTY[mode])):
-                    runs[f"{name}/{mode}/{acc_name}"] = run_chains(
-                        mala(est, step_size, acceptance=rule),
-                        jax.random.fold_in(k_b, 2 * j + (acc_name == "cd")),
-                        x0,
-                        cfg.steps,
-                        record_positions=True,
-                        attrs={**est.params, "acceptance": rule, "kernel": "mala",
-                               "backend": name, "mode": mode, "seed": cfg.seed},
-                        **common,
-                    )  # fmt: skip
+                for acc_name, idata in zip(
+                    ("none", "cd"),
+                    _rule_pair(name, backend, mode, step_size, k_b, j, x0, cfg, common),
+                    strict=True,
+                ):
+                    runs[f"{name}/{mode}/{acc_name}"] = idata
             members[name] = _member_runs(
                 name, backend, target, step_size, cfg, k_draw, i, equilibrated
             )
@@ -411,6 +388,28 @@ def _exact_mala(target, key, x0, cfg: CompareConfig, common: Mapping):
     return idata, float(_arviz.attrs(idata)["step_size"])
 
 
+def _rule_pair(
+    name: str, backend, mode: str, step_size, key, j: int, x0, cfg: CompareConfig, common
+):
+    """The naive and the Ceperley-Dewing chains of one estimator, run side by side (one
+    compiled step, :func:`~uqmcmc.mcmc.acceptance.switch_penalty`); each chain pair starts
+    from the same equilibrated configuration."""
+    n_draws = cfg.n_draws if mode == "draws" else None
+    est = GradientDelta(backend, rule=cfg.rule, mode=mode, n_draws=n_draws)
+    rule = PENALTY[mode]
+    alg = batched(
+        jnp.array([False, True]),
+        lambda on: mala(est, step_size, acceptance=switch_penalty(rule, est.n_draws, on)),
+    )
+    attrs = {**est.params, "kernel": "mala", "backend": name, "mode": mode,
+             "seed": cfg.seed}  # fmt: skip
+    idata = run_chains(
+        alg, jax.random.fold_in(key, j), jnp.stack([x0, x0], axis=1), cfg.steps,
+        record_positions=True, attrs=attrs, **common,
+    )  # fmt: skip
+    return split_batched(idata, [{"acceptance": "none"}, {"acceptance": rule}])
+
+
 def _member_runs(
     name, backend, target, step_size, cfg: CompareConfig, key, i, equilibrated
 ) -> list:
@@ -431,10 +430,10 @@ def _member_runs(
     x0 = jnp.asarray(flat)[pick]
     idata = run_chains(
         alg, jax.random.fold_in(key, 200 + i), x0, cfg.member_steps, warmup=cfg.warmup,
-        thin=cfg.thin, observables=jax.vmap(target.observables), progress=False,
+        thin=cfg.thin, target=target, progress=False,
     )  # fmt: skip
-    attrs = {**target.params, "backend": name, "mode": "fixed-draw", "acceptance": "none"}
-    return _split_members(idata, k, attrs)
+    attrs = {"backend": name, "mode": "fixed-draw", "acceptance": "none"}
+    return split_batched(idata, [{**attrs, "draw": d} for d in range(k)])
 
 
 def _calibration(backend, test) -> dict:

@@ -1,9 +1,10 @@
 """Kernels and the chain driver."""
 
+from uqmcmc.mcmc.batched import batched, split_batched
 from uqmcmc.mcmc.checkerboard import as_top_level_api as checkerboard
 from uqmcmc.mcmc.driver import run_chains
 
-__all__ = ["checkerboard", "run_chains"]
+__all__ = ["batched", "checkerboard", "run_chains", "split_batched"]
 
 from uqmcmc.mcmc import acceptance
 from uqmcmc.mcmc.acceptance import RULES, NoisyInfo, NoisyState, check_noise

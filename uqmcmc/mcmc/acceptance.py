@@ -44,6 +44,8 @@ __all__ = [
     "NoisyInfo",
     "check_acceptance",
     "penalty_rule",
+    "resolve_penalty",
+    "switch_penalty",
     "estimated_penalty",
     "estimated_penalty_limit",
     "init_state",
@@ -238,8 +240,9 @@ def metropolis_step(
 
 
 # -- the rules ----------------------------------------------------------------------------------
-def check_acceptance(acceptance: Any) -> str:
-    """Return ``acceptance`` if it is one of :data:`RULES`, else raise ``ValueError``.
+def check_acceptance(acceptance: Any) -> Any:
+    """Return ``acceptance`` if it is one of :data:`RULES` or a penalty function, else raise
+    ``ValueError``.
 
     Examples
     --------
@@ -251,6 +254,8 @@ def check_acceptance(acceptance: Any) -> str:
     ValueError: acceptance must be one of ['none', 'ceperley-dewing', 'ceperley-dewing-estimated'],
     got 'barker'
     """
+    if callable(acceptance):
+        return acceptance
     if acceptance not in RULES:
         raise ValueError(f"acceptance must be one of {list(RULES)}, got {acceptance!r}")
     return acceptance
@@ -288,6 +293,55 @@ def penalty_rule(
             f"n_draws={n_draws!r}"
         )
     return functools.partial(estimated_penalty, n=int(n_draws))
+
+
+def resolve_penalty(
+    acceptance: str | Callable[[Array], tuple[Array, Array]], n_draws: int | None = None
+) -> Callable[[Array], tuple[Array, Array]]:
+    """The penalty function of ``acceptance``: a rule name (:func:`penalty_rule`) or already a
+    function ``var -> (u, valid)`` (returned as is). What the kernels call.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> float(resolve_penalty("ceperley-dewing")(jnp.asarray(2.0))[0])
+    1.0
+    >>> half = lambda var: (0.25 * var, var >= 0)  # a custom penalty passes through
+    >>> resolve_penalty(half) is half
+    True
+    """
+    if callable(acceptance):
+        return acceptance
+    return penalty_rule(acceptance, n_draws)
+
+
+def switch_penalty(
+    acceptance: str, n_draws: int | None, on: Array | bool
+) -> Callable[[Array], tuple[Array, Array]]:
+    """The penalty of ``acceptance`` where ``on``, no penalty (``"none"``) elsewhere.
+
+    ``on`` may be traced, so the naive and penalised versions of one kernel can run side by
+    side in one compiled program (:func:`uqmcmc.mcmc.batched` over ``on = [False, True]``).
+
+    Examples
+    --------
+    >>> import jax, jax.numpy as jnp
+    >>> var = jnp.asarray(2.0)
+    >>> u, valid = jax.vmap(lambda on: switch_penalty("ceperley-dewing", None, on)(var))(
+    ...     jnp.array([False, True]))
+    >>> u.tolist(), valid.tolist()
+    ([0.0, 1.0], [True, True])
+    >>> u, valid = switch_penalty("ceperley-dewing-estimated", 5, False)(jnp.asarray(99.0))
+    >>> float(u), bool(valid)  # off: out of the estimated rule's range does not matter
+    (0.0, True)
+    """
+    rule = penalty_rule(acceptance, n_draws)
+
+    def penalty(var: Array) -> tuple[Array, Array]:
+        u, valid = rule(var)
+        return jnp.where(on, u, 0.0), jnp.where(on, valid, True)
+
+    return penalty
 
 
 @functools.cache

@@ -15,17 +15,19 @@ from tqdm.auto import tqdm
 from uqmcmc import _arviz
 from uqmcmc._meta import versions
 from uqmcmc._validation import positive, positive_int, probability
+from uqmcmc.mcmc.batched import BATCH_DIM, batch_size
 
 __all__ = ["run_chains"]
 
 
-def _per_chain_scalars(info: Any, n_chains: int) -> dict[str, jax.Array]:
-    """The fields of an Info NamedTuple that hold one scalar per chain."""
+def _per_chain_scalars(info: Any, shape: tuple[int, ...]) -> dict[str, jax.Array]:
+    """The fields of an Info NamedTuple that hold one scalar per chain (and per variant of a
+    batched algorithm): those of shape ``shape``."""
     fields = getattr(info, "_asdict", lambda: {})()
     return {
         name: value
         for name, value in fields.items()
-        if isinstance(value, jax.Array) and value.shape == (n_chains,)
+        if isinstance(value, jax.Array) and value.shape == shape
     }
 
 
@@ -71,7 +73,10 @@ def run_chains(
         unless ``observables``/``dims`` are given.
     observables
         Function of ONE position returning a dict of arrays, recorded per draw in ``posterior``.
-        Default: the target's ``observables``, else the position itself as ``x``.
+        Default: the target's ``observables``, else the position itself as ``x``. For an
+        algorithm made by :func:`~uqmcmc.mcmc.batched` (positions ``(n_chains, K, ...)``) it
+        is applied to each variant's position, and every observable and Info field gets a
+        leading ``variant`` dimension (:func:`~uqmcmc.mcmc.split_batched` splits the run).
     dims
         ArviZ dims of non-scalar observables, e.g. ``{"G": ["r"]}``.
     step_size, target_acceptance
@@ -141,18 +146,21 @@ def run_chains(
         build = algorithm
     else:
         raise TypeError(f"algorithm must be a SamplingAlgorithm or a function, got {algorithm!r}")
+    eps0 = jnp.asarray(step_size if step_size is not None else 0.0, dtype=float)
     tune = target_acceptance is not None
     if tune:
         probability("target_acceptance", target_acceptance)
         if warmup < 1:
             raise ValueError("step-size tuning needs warmup >= 1")
 
+    batch = batch_size(build(eps0))
     if observables is None:
         observables = getattr(target, "observables", None) or (lambda x: {"x": x})
+    if batch is not None:
+        observables = jax.vmap(observables)
     if dims is None:
         dims = dict(getattr(target, "observable_dims", {}) or {})
-
-    eps0 = jnp.asarray(step_size if step_size is not None else 0.0, dtype=float)
+    stat_shape = (n_chains,) if batch is None else (n_chains, batch)
 
     def step_all(key, states, eps):
         alg = build(eps)
@@ -168,7 +176,7 @@ def run_chains(
 
     def record(states, info):
         rec = {"obs": jax.vmap(observables)(states.position)}
-        rec["stats"] = _per_chain_scalars(info, n_chains)
+        rec["stats"] = _per_chain_scalars(info, stat_shape)
         if hasattr(states, "logdensity"):
             rec["stats"]["lp"] = states.logdensity
         if record_positions:
@@ -248,7 +256,10 @@ def run_chains(
 
     posterior, stats = stack("obs"), stack("stats")
     if record_positions:
-        dims = {**dims, "position": [f"site_{i}" for i in range(positions.ndim - 1)]}
+        n_sites = positions.ndim - 1 - (batch is not None)
+        dims = {**dims, "position": [f"site_{i}" for i in range(n_sites)]}
+    if batch is not None:
+        dims = {name: [BATCH_DIM, *dims.get(name, [])] for name in {**posterior, **stats}}
     meta = dict(getattr(target, "params", {}) or {})
     meta.update(
         num_chains=n_chains,

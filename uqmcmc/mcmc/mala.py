@@ -8,6 +8,7 @@ the noise lives in ``Delta S-hat`` alone. BlackJAX layout (``init``, ``build_ker
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -22,7 +23,7 @@ from uqmcmc.mcmc.acceptance import (
     check_estimator,
     init_state,
     metropolis_step,
-    penalty_rule,
+    resolve_penalty,
 )
 from uqmcmc.mcmc.estimators import standard_normal
 
@@ -55,7 +56,7 @@ def _log_q(x_to: Array, x_from: Array, grad_from: Array, step_size: Any) -> Arra
     return -jnp.sum(r * r) / (4.0 * step_size)
 
 
-def build_kernel(acceptance: str = "ceperley-dewing"):
+def build_kernel(acceptance: str | Callable = "ceperley-dewing"):
     """Build the kernel ``kernel(rng_key, state, estimator, step_size) -> (state, info)``.
 
     The estimator and step size are kernel arguments (BlackJAX's low-level layout), so one
@@ -83,7 +84,7 @@ def build_kernel(acceptance: str = "ceperley-dewing"):
         x_new = x - step_size * grad + jnp.sqrt(2.0 * step_size) * noise
         estimate, cache = estimator.estimate(k_est, x, x_new, state.cache, with_grad=True)
         log_q_ratio = _log_q(x, x_new, cache.grad, step_size) - _log_q(x_new, x, grad, step_size)
-        penalty = penalty_rule(acceptance, estimator.n_draws)
+        penalty = resolve_penalty(acceptance, estimator.n_draws)
         proposed = NoisyState(x_new, cache)
         return metropolis_step(k_acc, state, proposed, estimate, penalty, log_q_ratio)
 
@@ -91,7 +92,7 @@ def build_kernel(acceptance: str = "ceperley-dewing"):
 
 
 def as_top_level_api(
-    estimator: Any, step_size: Any, acceptance: str = "ceperley-dewing"
+    estimator: Any, step_size: Any, acceptance: str | Callable = "ceperley-dewing"
 ) -> SamplingAlgorithm:
     """Noise-aware MALA as a BlackJAX ``SamplingAlgorithm``.
 
@@ -105,7 +106,9 @@ def as_top_level_api(
         Langevin step ``> 0`` (BlackJAX's convention: proposal variance ``2 step_size``); may
         be a JAX tracer.
     acceptance
-        ``"none"``, ``"ceperley-dewing"`` (default) or ``"ceperley-dewing-estimated"``.
+        ``"none"``, ``"ceperley-dewing"`` (default) or ``"ceperley-dewing-estimated"``; or a
+        penalty function ``var -> (u, valid)`` (e.g.
+        :func:`~uqmcmc.mcmc.acceptance.switch_penalty`).
 
     Returns
     -------
@@ -124,7 +127,7 @@ def as_top_level_api(
     """
     positive("step_size", step_size)
     check_estimator(estimator)
-    penalty_rule(acceptance, estimator.n_draws)  # validate now, not at the first step
+    resolve_penalty(acceptance, estimator.n_draws)  # validate now, not at the first step
     return build_sampling_algorithm(
         build_kernel(acceptance), init, estimator, kernel_args=(step_size,)
     )

@@ -8,6 +8,7 @@ estimator's ``Delta S-hat`` and the penalty of the acceptance rule (see
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -21,7 +22,7 @@ from uqmcmc.mcmc.acceptance import (
     check_estimator,
     init_state,
     metropolis_step,
-    penalty_rule,
+    resolve_penalty,
 )
 from uqmcmc.mcmc.estimators import standard_normal
 
@@ -48,7 +49,7 @@ def init(position: Array, estimator: Any) -> NoisyState:
     return init_state(position, estimator, with_grad=False)
 
 
-def build_kernel(acceptance: str = "ceperley-dewing"):
+def build_kernel(acceptance: str | Callable = "ceperley-dewing"):
     """Build the kernel ``kernel(rng_key, state, estimator, step_size) -> (state, info)``.
 
     The estimator and step size are kernel arguments (BlackJAX's low-level layout), so one
@@ -74,14 +75,14 @@ def build_kernel(acceptance: str = "ceperley-dewing"):
         x = state.position
         x_new = x + step_size * standard_normal(k_prop, x.shape, x.dtype)
         estimate, cache = estimator.estimate(k_est, x, x_new, state.cache)
-        penalty = penalty_rule(acceptance, estimator.n_draws)
+        penalty = resolve_penalty(acceptance, estimator.n_draws)
         return metropolis_step(k_acc, state, NoisyState(x_new, cache), estimate, penalty)
 
     return kernel
 
 
 def as_top_level_api(
-    estimator: Any, step_size: Any, acceptance: str = "ceperley-dewing"
+    estimator: Any, step_size: Any, acceptance: str | Callable = "ceperley-dewing"
 ) -> SamplingAlgorithm:
     """Noise-aware random-walk Metropolis as a BlackJAX ``SamplingAlgorithm``.
 
@@ -96,7 +97,9 @@ def as_top_level_api(
         ``run_chains`` tunes it).
     acceptance
         ``"none"``, ``"ceperley-dewing"`` (default; no penalty when the estimate is exact) or
-        ``"ceperley-dewing-estimated"`` (needs an estimator with ``n_draws >= 2``).
+        ``"ceperley-dewing-estimated"`` (needs an estimator with ``n_draws >= 2``); or a
+        penalty function ``var -> (u, valid)`` (e.g.
+        :func:`~uqmcmc.mcmc.acceptance.switch_penalty`).
 
     Returns
     -------
@@ -116,7 +119,7 @@ def as_top_level_api(
     """
     positive("step_size", step_size)
     check_estimator(estimator)
-    penalty_rule(acceptance, estimator.n_draws)  # validate now, not at the first step
+    resolve_penalty(acceptance, estimator.n_draws)  # validate now, not at the first step
     return build_sampling_algorithm(
         build_kernel(acceptance), init, estimator, kernel_args=(step_size,)
     )
