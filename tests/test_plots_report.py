@@ -110,6 +110,9 @@ def test_report_has_every_section_and_valid_images(inputs, tmp_path):
         assert f">{title}</h2>" in page
         assert f"## {title}" in md
     assert "FAIL" in page and "PASS" in page  # the pass/fail column
+    n_runs = inputs["comparison"].run.nunique()
+    level = inputs["comparison"].attrs["level"]
+    assert f"about {level * n_runs:.1f} of these {n_runs} would fail by chance" in md
 
     # every plot embedded once in the self-contained HTML, each a valid PNG
     embedded = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)

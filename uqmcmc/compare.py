@@ -93,7 +93,8 @@ class CompareConfig:
 
     @classmethod
     def quick_config(cls, **overrides) -> CompareConfig:
-        """A 1-2 minute version (used by the tests): small lattice, short chains and training."""
+        """A short version (about 2.5 min on 2 cores; the tests run it with two backends): small
+        lattice, short chains and training."""
         base = dict(
             L=6, beta=0.5, chains=8, steps=400, warmup=200, thin=2, exact_steps=4000,
             n_fixed=4, member_chains=2, member_steps=300, n_train=60, n_test=20, epochs=30,
@@ -280,7 +281,7 @@ def run_compare(cfg: CompareConfig | None = None, *, progress: bool = True) -> C
 
     Examples
     --------
-    A tiny run (one backend, short chains; ``CompareConfig.quick_config()`` is the 1-2 minute
+    A tiny run (one backend, short chains; ``CompareConfig.quick_config()`` is the short
     version, ``CompareConfig()`` the full one):
 
     >>> import tempfile

@@ -298,6 +298,14 @@ def report_sections(
         runs = list(dict.fromkeys(comparison.run))
         n_pass = sum(run not in set(failed.run) for run in runs)
         lines = [f"{n_pass} of {len(runs)} runs pass every test."]
+        level = comparison.attrs.get("level")
+        if level is not None:
+            lines[0] += (
+                f" Each run is tested at the family-wise level {level:g}, so even if every run"
+                f" sampled the exact distribution about {level * len(runs):.1f} of these"
+                f" {len(runs)} would fail by chance: a lone failure among many runs is weak"
+                " evidence, the same failure in a rerun with another seed is strong."
+            )
         for run in runs:
             bad = failed.loc[failed.run == run, "observable"].tolist()
             lines.append(f"{run}: " + ("FAIL on " + ", ".join(bad) if bad else "PASS"))
