@@ -112,9 +112,26 @@ def _scalar_stat(fn, x: np.ndarray, **kwargs) -> float:
     return float(np.asarray(out["v"]))
 
 
+#: Quantiles of the tail ESS (Vehtari et al. 2021): ArviZ 0.x uses these by default, ArviZ 1.x
+#: derives them from ``rcParams["stats.ci_prob"]`` (0.89), so they are passed explicitly.
+TAIL_PROB = (0.05, 0.95)
+
+
 def ess(x: np.ndarray, method: str = "bulk") -> float:
-    """Effective sample size of draws ``(chain, draw)`` (ArviZ's rank-normalised ESS)."""
-    return _scalar_stat(az.ess, x, method=method)
+    """Effective sample size of draws ``(chain, draw)`` (ArviZ's rank-normalised ESS).
+
+    ``method="tail"`` is the minimum of the ESS of the 5 % and 95 % quantile indicators on
+    every ArviZ line (ArviZ 1.x's own default would be the 5.5 %/94.5 % quantiles).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.random.default_rng(0).normal(size=(4, 500))
+    >>> 1000 < ess(x, "bulk") < 3000 and 1000 < ess(x, "tail") < 3000
+    True
+    """
+    kwargs = {"prob": TAIL_PROB} if method == "tail" else {}
+    return _scalar_stat(az.ess, x, method=method, **kwargs)
 
 
 def rhat(x: np.ndarray) -> float:
@@ -148,6 +165,33 @@ def summarize(draws: np.ndarray) -> dict[str, float]:
         "ess_tail": ess(x, "tail"),
         "r_hat": rhat(x) if x.shape[0] > 1 else float("nan"),
     }
+
+
+def summary(idata, var_names=None, group_name: str = "posterior"):
+    """One row per scalar variable: mean, sd, MCSE, bulk/tail ESS, R-hat — the same numbers on
+    every ArviZ line (``az.summary``'s intervals, ESS quantiles and columns differ between them).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> idata = make_idata({"x": np.random.default_rng(0).normal(size=(2, 200))})
+    >>> list(summary(idata).columns)
+    ['mean', 'sd', 'mcse', 'ess_bulk', 'ess_tail', 'r_hat']
+    """
+    import pandas as pd
+
+    data = group(idata, group_name)
+    names = list(data.data_vars) if var_names is None else list(var_names)
+    rows = {}
+    for name in names:
+        values = np.asarray(data[name].values, dtype=float)
+        if values.ndim != 2:  # vector variables: one row per component
+            flat = values.reshape(values.shape[0], values.shape[1], -1)
+            for i in range(flat.shape[-1]):
+                rows[f"{name}[{i}]"] = summarize(flat[..., i])
+        else:
+            rows[name] = summarize(values)
+    return pd.DataFrame.from_dict(rows, orient="index")
 
 
 def drop_posterior_vars(idata, names) -> Any:

@@ -1,6 +1,7 @@
 """Diagnostics: compare chains with the exact chain, epistemic error bars, exact identities,
 plots and the report."""
 
+from uqmcmc._arviz import summary
 from uqmcmc.diagnostics.compare import (
     DEFAULT_OBSERVABLES,
     DERIVED,
@@ -44,5 +45,6 @@ __all__ = [
     "report_sections",
     "run_stats",
     "stein_terms",
+    "summary",
     "write_report",
 ]
