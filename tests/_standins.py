@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -108,24 +110,36 @@ def equilibrated_phi4(target, n_chains: int, seed: int = 0, sweeps: int = 300):
     return run(jax.random.key(seed))
 
 
+#: The independently computed phi^4 reference values (a copy kept with the tests).
+REFERENCE_FILE = Path(__file__).resolve().parent / "data" / "phi4_exact.json"
+
+
+def reference_points() -> list[dict]:
+    """The points of ``tests/data/phi4_exact.json``: ``{"L", "beta", "g", <obs>: {"mean",
+    "err"}, ...}`` each (the one reader of that file; the conftest fixtures use it)."""
+    return json.loads(REFERENCE_FILE.read_text())["points"]
+
+
+def reference_point(L: int, beta: float, g: float = 1.0) -> dict:
+    """The reference point ``(L, beta, g)`` (``KeyError`` if the file has none)."""
+    for p in reference_points():
+        if (p["L"], p["beta"], p["g"]) == (L, beta, g):
+            return p
+    raise KeyError(f"no reference point L={L}, beta={beta}, g={g} in {REFERENCE_FILE.name}")
+
+
 def phi4_reference(target) -> dict[str, tuple[float, float]]:
     """Exact means and errors of ``abs_m``, ``m2``, ``action_density`` for a ``Phi4`` target.
 
-    From ``phi4_exact.json`` (``tests/data/`` or the project's ``shared/reference/``) when it
-    has the point, else from 128 exact checkerboard chains x 4000 sweeps (errors: MCSE).
+    From :func:`reference_point` when the file has the point, else from 128 exact
+    checkerboard chains x 4000 sweeps (errors: MCSE).
     """
-    import json
-    from pathlib import Path
-
     names = ("abs_m", "m2", "action_density")
-    here = Path(__file__).resolve().parent
-    for path in (here / "data", here.parents[1] / "shared" / "reference"):
-        path = path / "phi4_exact.json"
-        if not path.exists():
-            continue
-        for p in json.loads(path.read_text())["points"]:
-            if (p["L"], p["beta"], p["g"]) == (target.L, target.beta, target.g):
-                return {k: (p[k]["mean"], p[k]["err"]) for k in names}
+    try:
+        p = reference_point(target.L, target.beta, target.g)
+        return {k: (p[k]["mean"], p[k]["err"]) for k in names}
+    except KeyError:
+        pass
     from uqmcmc.mcmc import checkerboard
 
     x0 = equilibrated_phi4(target, 128, seed=12345)

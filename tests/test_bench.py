@@ -49,6 +49,7 @@ def _results(out: Path) -> dict:
     return json.loads(files[0].read_text())
 
 
+@pytest.mark.slow
 def test_smoke_run_succeeds_and_prints_every_table(smoke):
     out, proc = smoke
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -7,6 +7,7 @@ from uqmcmc import _arviz
 from uqmcmc.cli import main
 
 
+@pytest.mark.slow
 def test_exact_writes_netcdf_and_table(tmp_path, capsys):
     code = main(
         [
@@ -53,6 +54,7 @@ def test_bad_arguments_give_one_line(args, message, capsys):
     assert message in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_command_line_error_has_no_traceback():
     proc = subprocess.run(
         [sys.executable, "-m", "uqmcmc.cli", "exact", "--beta", "inf"],

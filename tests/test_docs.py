@@ -16,6 +16,7 @@ pytest.importorskip("mkdocs", reason="the docs need the test extra (mkdocs, mkdo
 pytest.importorskip("mkdocstrings_handlers.python", reason="needs mkdocstrings[python]")
 
 
+@pytest.mark.slow
 def test_docs_build_strict(tmp_path):
     site = tmp_path / "site"
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}

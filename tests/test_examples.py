@@ -54,6 +54,7 @@ def test_every_example_is_tested():
     assert scripts == set(EXAMPLES)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", EXAMPLES)
 def test_example_smoke(smoke_runs, name):
     proc, out = smoke_runs[name]

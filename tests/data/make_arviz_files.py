@@ -1,5 +1,5 @@
 """Write ``arviz<major>.nc``: a small run saved by the installed ArviZ line, for the test that
-reads every line's file back under every other line (tests/test_arviz_compat.py).
+reads every line's file back under every other line (tests/test_arviz.py).
 
 Run once per ArviZ line from the project root: ``python tests/data/make_arviz_files.py``.
 The draws are made by numpy's PCG64 with a fixed seed (stable across numpy versions); the

@@ -38,6 +38,7 @@ def test_step_size_tuning_reaches_target(gaussian):
         assert abs(s2["mean"] - float(var)) < 4 * s2["mcse"]
 
 
+@pytest.mark.slow
 def test_thin_positions_and_state(gaussian):
     t = Phi4(4, 0.5, 1.0)
     idata, state = run_chains(
@@ -63,6 +64,7 @@ def test_thin_positions_and_state(gaussian):
     )
 
 
+@pytest.mark.slow
 def test_same_seed_same_numbers():
     t = Phi4(4, 0.5, 1.0)
 

@@ -51,6 +51,7 @@ def exact_gp(kernel, p, train: Obs, r, test: Obs):
     return log_ml, ksf @ sol[:, 0], kss - ksf @ sol[:, 1:]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kernel", ["rbf", "matern32"])
 @pytest.mark.parametrize("sites", [1, 3])
 def test_sparse_gp_with_inducing_inputs_at_the_data_is_the_exact_gp(kernel, sites):
@@ -77,6 +78,7 @@ def test_sparse_gp_with_inducing_inputs_at_the_data_is_the_exact_gp(kernel, site
     np.testing.assert_allclose(dv[0], cov[0, 0] + cov[1, 1] - 2 * cov[0, 1], atol=2e-2)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kernel", ["rbf", "matern12", "matern52"])
 def test_pathwise_draws_have_the_posterior_covariance(kernel):
     """Draws (random Fourier features + pathwise update, the default feature count) against
@@ -128,6 +130,7 @@ def fitted_1d():
     return dkr, x, y
 
 
+@pytest.mark.slow
 def test_fit_raises_the_bound_and_finds_the_noise(fitted_1d):
     dkr, x, y = fitted_1d
     bound = dkr.history["gp_bound"]
@@ -139,6 +142,7 @@ def test_fit_raises_the_bound_and_finds_the_noise(fitted_1d):
     np.testing.assert_allclose(var - epi, dkr.noise_var, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_joint_draws_of_a_fitted_backend_match_its_variances_and_are_near_gaussian(fitted_1d):
     """``predict_draws`` at the default feature count: pointwise mean and variance against
     ``predict_mean_var(epistemic_only=True)``, differences of nearby points against
@@ -178,6 +182,7 @@ def test_save_load_predicts_identically(tmp_path, fitted_1d):
     assert back.kernel == dkr.kernel and back.noise_var == dkr.noise_var
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("net_cls", [RCNN, EnergyNet])
 def test_lattice_outputs(tmp_path, net_cls):
     """Fields: every site a data point (a stated subset fits the hyperparameters); energies:
@@ -222,6 +227,7 @@ class IdentityFeatures(nnx.Module):
         return self.readout(self.features(x))[..., 0]
 
 
+@pytest.mark.slow
 def test_a_users_own_network_makes_a_plain_sparse_gp(tmp_path):
     x = jax.random.uniform(jax.random.key(0), (50, 2), minval=-2, maxval=2)
     y = jnp.sin(x[:, 0]) * jnp.cos(x[:, 1])

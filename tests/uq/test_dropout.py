@@ -26,6 +26,7 @@ def mc():
     )  # fmt: skip
 
 
+@pytest.mark.slow
 def test_prediction_is_deterministic_with_fixed_masks(mc):
     a, b = mc.predict_mean_var(GAP), mc.predict_mean_var(GAP)
     assert jnp.array_equal(a[0], b[0]) and jnp.array_equal(a[1], b[1])

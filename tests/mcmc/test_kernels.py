@@ -66,6 +66,7 @@ CASES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kernel", ["rmh", "mala"])
 @pytest.mark.parametrize("case", list(CASES))
 def test_exact_estimator_reproduces_blackjax(case, kernel):
@@ -89,6 +90,7 @@ def test_exact_estimator_reproduces_blackjax(case, kernel):
 
 
 # -- drivers ---------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_run_chains_records_noise_stats_and_lp():
     x0 = equilibrated_phi4(PHI4, N_CHAINS)[:8]
     est = NoisyOracle(PHI4, 1.0, on="grad")

@@ -1,11 +1,9 @@
 """compare_to_exact, the distribution test and the epistemic spread."""
 
-import json
-from pathlib import Path
-
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _standins import reference_point
 from scipy import signal
 
 from uqmcmc import _arviz
@@ -14,7 +12,6 @@ from uqmcmc.diagnostics.compare import _autocorrelation_time, _holm, _matched_bl
 from uqmcmc.mcmc import checkerboard, run_chains
 from uqmcmc.targets import Phi4
 
-REFERENCE = Path(__file__).resolve().parent / "data" / "phi4_exact.json"
 BETA, BIASED_BETA = 0.5, 0.55
 
 
@@ -42,6 +39,7 @@ def table(phi4_runs):
     return compare_to_exact(runs, phi4_runs["exact"]).set_index(["run", "observable"])
 
 
+@pytest.mark.slow
 def test_exact_vs_exact_passes(table):
     rows = table.loc["exact2"]
     assert list(rows.index) == ["abs_m", "m2", "m4", "action_density", "sd", "chi_abs", "binder"]
@@ -60,11 +58,8 @@ def test_planted_bias_is_flagged(table):
     assert (rows.loc[["abs_m", "action_density"], "dist_p"] <= 0.002).all()
 
 
-@pytest.mark.skipif(not REFERENCE.exists(), reason="shared/reference/phi4_exact.json not found")
 def test_exact_chain_matches_reference_table(phi4_runs):
-    point = next(
-        p for p in json.loads(REFERENCE.read_text())["points"] if p["L"] == 4 and p["beta"] == BETA
-    )
+    point = reference_point(4, BETA)
     rows = compare_to_exact({"exact": phi4_runs["exact"]}, point).set_index("observable")
     assert {"abs_m", "m2", "action_density", "chi_abs", "binder"} <= set(rows.index)
     assert (rows["z"].abs() < 4).all(), rows["z"]

@@ -27,6 +27,7 @@ def ensemble():
     )  # fmt: skip
 
 
+@pytest.mark.slow
 def test_variance_is_mixture_variance(ensemble):
     means, variances = ensemble.predict_members(GAP)
     assert means.shape == variances.shape == (8, 7) and bool((variances > 0).all())
@@ -92,6 +93,7 @@ def test_save_load_predicts_identically(ensemble, tmp_path):
         MCDropout.load(tmp_path / "ens")
 
 
+@pytest.mark.slow
 def test_energy_network_ensemble_on_phi4():
     target = Phi4(4, 0.5, 1.0)
     x = jax.random.normal(jax.random.key(0), (48, 4, 4)) * 0.7

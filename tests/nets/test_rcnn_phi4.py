@@ -36,6 +36,7 @@ def ensemble(data):
     return ens.fit(data.train.x, data.train.grad, key=1, **RECIPE)
 
 
+@pytest.mark.slow
 def test_ensemble_predicts_grad_s_within_five_percent(ensemble, data):
     mean, var = ensemble.predict_mean_var(data.test.x)
     assert mean.shape == var.shape == (20, 8, 8)
@@ -65,6 +66,7 @@ def test_last_layer_on_an_ensemble_member(ensemble, data):
     assert draws.shape == (3, 2, 8, 8)
 
 
+@pytest.mark.slow
 def test_mc_dropout_on_fields(data):
     mc = MCDropout(RCNN, {"dropout": 0.05}, n_masks=20)
     mc.fit(data.train.x, data.train.grad, key=3, **RECIPE)

@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _standins import reference_point
 from flax import nnx
 
 from uqmcmc import _arviz
@@ -21,8 +22,6 @@ from uqmcmc.uq.training import (
     train,
     train_members,
 )
-
-REFERENCE = "/work/shared/reference/phi4_exact.json"
 
 
 def _mlp(rngs, dropout=0.0):
@@ -84,6 +83,7 @@ def optax_sgd():
     return optax.sgd(0.05)
 
 
+@pytest.mark.slow
 def test_train_members_differ_in_init_and_data_order():
     _, _, state = init_members(_mlp, jax.random.key(0), 3)
     kernels = state["readout"]["kernel"][...]
@@ -128,6 +128,7 @@ def test_train_rejects_mismatched_data():
 
 
 # -- datasets -----------------------------------------------------------------------------
+@pytest.mark.slow
 def test_make_dataset_samples_the_exact_distribution():
     """Action density of the labelled fields vs the exact reference (L=8, beta=0.5, g=1)."""
     target = Phi4(8, 0.5, 1.0)
@@ -140,8 +141,7 @@ def test_make_dataset_samples_the_exact_distribution():
         assert jnp.allclose(split.action, target.action(split.x))
     fields = jnp.concatenate([data.train.x, data.val.x, data.test.x])
     density = np.asarray(target.action(fields)) / target.volume
-    ref = next(p for p in json.load(open(REFERENCE))["points"] if (p["L"], p["beta"]) == (8, 0.5))
-    truth = ref["action_density"]
+    truth = reference_point(8, 0.5)["action_density"]
     mcse = _arviz.mcse(density[None, :])
     z = (density.mean() - truth["mean"]) / np.hypot(mcse, truth["err"])
     print(f"dataset action density z-score {z:.2f}")

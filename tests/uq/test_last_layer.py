@@ -118,6 +118,7 @@ def test_save_load_predicts_identically(bll, tmp_path):
     assert loaded.posterior.beta == bll.posterior.beta
 
 
+@pytest.mark.slow
 def test_pretrained_network_and_energy_outputs():
     """A given trained network is used as is; energy nets regress on site-summed features."""
     target = Phi4(4, 0.5, 1.0)

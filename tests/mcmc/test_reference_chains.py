@@ -82,6 +82,7 @@ def chains():
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("L", [4, 8])
 @pytest.mark.parametrize("sampler", ["checkerboard", "rmh", "mala"])
 def test_matches_reference(chains, phi4_reference, L, sampler):
@@ -100,6 +101,7 @@ def test_samplers_agree(chains, L):
             assert z < 4, f"{a} vs {b} on {k}: z = {z:.2f}"
 
 
+@pytest.mark.slow
 def test_checkerboard_ordered_phase(phi4_reference):
     t = Phi4(8, 0.8, 1.0)
     assert _failures(_run(checkerboard(t, 1.0), t, 10_000, 4), phi4_reference[(8, 0.8, 1.0)]) == {}
@@ -113,6 +115,7 @@ class _WrongHopping(Phi4):
         return flipped.local_delta(phi, proposed)
 
 
+@pytest.mark.slow
 def test_broken_kernel_is_caught(phi4_reference):
     """The reference check has the power to see a wrong kernel (antiferromagnetic hopping)."""
     t = _WrongHopping(8, 0.5, 1.0)

@@ -32,6 +32,7 @@ def phi4_table():
     return check_identities(EXACT, runs, num_positions=100).set_index(["run", "identity"])
 
 
+@pytest.mark.slow
 def test_exact_phi4_chain_satisfies_every_identity(phi4_table):
     rows = phi4_table.loc["exact"]
     assert list(rows.index) == list(IDENTITIES)

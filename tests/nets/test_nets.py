@@ -18,6 +18,7 @@ def test_periodic_conv_matches_flax_circular_conv():
     assert jnp.allclose(conv(h), ref(h), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_rcnn_shapes_equivariance_and_lattice_sizes():
     net = RCNN(channels=8, depth=2, kernel_size=3, dropout=0.1, rngs=nnx.Rngs(0))
     net.eval()
@@ -44,6 +45,7 @@ def test_rcnn_dropout_only_in_train_mode():
     assert not jnp.allclose(net(phi), net(phi))
 
 
+@pytest.mark.slow
 def test_energy_net_is_extensive_and_forces_are_its_gradient():
     net = EnergyNet(channels=8, depth=1, rngs=nnx.Rngs(0))
     phi = jax.random.normal(jax.random.key(2), (3, 4, 4))

@@ -63,6 +63,7 @@ def epistemic_var(backend, region: str) -> float:
     return float(jnp.mean(var))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["ensemble", "last_layer", "bnn", "deep_kernel"])
 def test_variance_is_larger_in_the_gap_and_outside_the_data(backends, name):
     inside = epistemic_var(backends[name], "inside")

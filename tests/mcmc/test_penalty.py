@@ -127,6 +127,7 @@ def run_phi4(rule, acceptance, params):
     return z, info
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("rule", list(NOISY))
 def test_phi4_gradient_oracle_penalty_matches_exact_chain(rule):
     z, info = run_phi4(rule, "ceperley-dewing", [NOISY[rule], (0.0, 0.3)])

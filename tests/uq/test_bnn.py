@@ -66,6 +66,7 @@ def linear_nuts():
     return bnn, x, y
 
 
+@pytest.mark.slow
 def test_nuts_matches_exact_bayesian_linear_regression(linear_nuts):
     bnn, x, y = linear_nuts
     assert bnn.method == "nuts" and bnn.weights.shape == (4, 1000, 2)
@@ -135,6 +136,7 @@ def test_save_load_predicts_identically(tmp_path, linear_nuts):
         DeepKernelRegression.load(tmp_path / "lin")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("net_cls", [RCNN, EnergyNet])
 def test_lattice_outputs_with_svi(tmp_path, net_cls):
     target = Phi4(L=4, beta=0.7, g=1.0)

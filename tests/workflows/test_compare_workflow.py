@@ -39,6 +39,7 @@ def quick_report(tmp_path_factory):
     return code, out
 
 
+@pytest.mark.slow
 def test_quick_compare_writes_every_section(quick_report, capsys):
     code, out = quick_report
     assert code == 0
@@ -74,6 +75,7 @@ def test_exact_mala_control_passes(quick_report):
     assert (control["z"].abs() < 4).all(), control[["observable", "z"]]
 
 
+@pytest.mark.slow
 def test_same_seed_same_numbers(tmp_path):
     def run(sub):
         cfg = CompareConfig.quick_config(
