@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from uqmcmc import _arviz
-from uqmcmc.compare import PENALTY
+from uqmcmc.workflows import PENALTY
 from uqmcmc.mcmc import ExactDelta, GradientDelta, checkerboard, mala
 from uqmcmc.targets import Phi4
 

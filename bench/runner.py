@@ -27,7 +27,7 @@ import numpy as np
 
 from bench import end_to_end, ess, kernels, report, surrogates
 from bench.timing import machine
-from uqmcmc.compare import BACKENDS
+from uqmcmc.workflows import BACKENDS
 
 __all__ = ["Sizes", "FULL", "SMOKE", "run", "main"]
 

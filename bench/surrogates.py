@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 
 from bench.timing import algorithm_steps, compile_loop, measure, over_chains, paired_ratio
-from uqmcmc.compare import PENALTY, CompareConfig, make_backend
+from uqmcmc.workflows import PENALTY, CompareConfig, make_backend
 from uqmcmc.mcmc import GradientDelta, mala
 from uqmcmc.targets import Phi4
 from uqmcmc.uq.data import Dataset, Split, make_dataset
@@ -38,7 +38,7 @@ __all__ = ["fit_backends", "Recorder", "surrogate_overhead", "ensemble_scaling"]
 def fit_backends(sizes: Any, key: jax.Array) -> dict[str, Any]:
     """Training data from the exact chain and every backend in ``sizes.backends``, fitted.
 
-    Architectures are the compare workflow's (:func:`uqmcmc.compare.make_backend`); the
+    Architectures are the compare workflow's (:func:`uqmcmc.workflows.make_backend`); the
     training length is the benchmark's (``sizes.epochs``, ``svi_steps``, ``gp_steps``), since
     timing does not need a converged surrogate. The data are ``n_train + 20`` fields from the
     exact chain (:func:`uqmcmc.uq.data.make_dataset`), or random fields with exact labels

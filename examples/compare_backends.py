@@ -1,6 +1,6 @@
 """The ``uqmcmc compare`` workflow written out step by step, as a researcher would adapt it.
 
-``uqmcmc compare`` (:func:`uqmcmc.compare.run_compare`) runs these stages; here each one is a
+``uqmcmc compare`` (:func:`uqmcmc.workflows.run_compare`) runs these stages; here each one is a
 visible library call you can change: the exact reference chain, an exact-ΔS MALA control that
 also tunes the step size, seed 1's training set, two UQ backends trained on grad S, for each
 backend MALA chains with {mean, draws} x {no penalty, Ceperley-Dewing}, one chain set per fixed
@@ -22,10 +22,10 @@ import numpy as np
 from _common import Example
 
 from uqmcmc import diagnostics
-from uqmcmc.compare import format_comparison, per_draw_algorithm
+from uqmcmc.workflows import format_comparison, per_draw_algorithm
 from uqmcmc.mcmc import ExactDelta, GradientDelta, mala, run_chains, split_batched
 from uqmcmc.nets import RCNN
-from uqmcmc.pipeline import run_exact
+from uqmcmc.workflows import run_exact
 from uqmcmc.targets import Phi4
 from uqmcmc.uq import calibration
 from uqmcmc.uq.data import make_dataset
@@ -52,7 +52,7 @@ def main() -> None:
 
     # 1. The exact reference: checkerboard Metropolis with the exact local action change.
     exact = run_exact(
-        L, beta, g, chains=chains, steps=ex.pick(20_000, 200), warmup=warmup, thin=thin,
+        L=L, beta=beta, g=g, chains=chains, steps=ex.pick(20_000, 200), warmup=warmup, thin=thin,
         seed=ex.seed, progress=False,
     ).idata  # fmt: skip
     ex.log("exact reference chain done")

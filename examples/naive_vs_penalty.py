@@ -29,7 +29,7 @@ from _common import Example, fmt, relative_rmse
 from uqmcmc.diagnostics import compare_to_exact, plot_acceptance, plot_forest
 from uqmcmc.mcmc import ExactDelta, GradientDelta, NoisyOracle, mala, run_chains
 from uqmcmc.nets import RCNN
-from uqmcmc.pipeline import run_exact
+from uqmcmc.workflows import run_exact
 from uqmcmc.targets import Phi4
 from uqmcmc.uq.data import make_dataset
 from uqmcmc.uq.ensemble import DeepEnsemble
@@ -49,7 +49,7 @@ def main() -> None:
     k_data, k_fit, k_chain = jax.random.split(jax.random.key(ex.seed), 3)
 
     exact = run_exact(
-        L, beta, 1.0, chains=chains, steps=ex.pick(20_000, 200), warmup=warmup, thin=thin,
+        L=L, beta=beta, g=1.0, chains=chains, steps=ex.pick(20_000, 200), warmup=warmup, thin=thin,
         seed=ex.seed, progress=False,
     ).idata  # fmt: skip
     ex.log("exact checkerboard reference done")

@@ -1,7 +1,7 @@
 """Exact phi^4 chains across beta at g = 1: <|M|>, susceptibility and Binder cumulant vs beta.
 
 The reference every surrogate chain is later compared with. For two lattice sizes and a grid of
-couplings, :func:`uqmcmc.pipeline.run_exact` runs checkerboard Metropolis sweeps (exact local
+couplings, :func:`uqmcmc.workflows.run_exact` runs checkerboard Metropolis sweeps (exact local
 action changes) over many chains; ``<|M|>`` gets ArviZ's ESS-aware Monte Carlo error, the
 susceptibility ``chi = V (<M^2> - <|M|>^2)`` and the Binder cumulant ``U = 1 - <M^4> /
 (3 <M^2>^2)`` get block-jackknife errors (``Phi4.derived``). The Binder curves of the two sizes
@@ -16,7 +16,7 @@ import numpy as np
 from _common import Example, fmt
 from matplotlib.figure import Figure
 
-from uqmcmc.pipeline import run_exact
+from uqmcmc.workflows import run_exact
 
 OBSERVABLES = {"abs_m": "<|M|>", "chi_abs": "χ = V(<M²> − <|M|>²)", "binder": "Binder U"}
 
@@ -26,7 +26,7 @@ def scan(ex: Example, L: int, betas: np.ndarray, chains: int, steps: int) -> dic
     table = {name: ([], []) for name in OBSERVABLES}
     for i, beta in enumerate(betas):
         res = run_exact(
-            L, float(beta), 1.0, chains=chains, steps=steps, warmup=steps // 5, thin=5,
+            L=L, beta=float(beta), g=1.0, chains=chains, steps=steps, warmup=steps // 5, thin=5,
             seed=ex.seed + 1000 * L + i, progress=False,
         )  # fmt: skip
         rows = {r["observable"]: r for r in res.rows}

@@ -1,7 +1,7 @@
 """uqmcmc: Monte Carlo with machine-learned actions and forces, and the uncertainty they bring.
 
 Layers (imports only point down): ``targets`` -> ``nets`` -> ``uq`` -> ``mcmc`` ->
-``diagnostics`` -> ``pipeline``/``cli``.
+``diagnostics`` -> ``workflows`` -> ``cli``.
 """
 
 from uqmcmc import mcmc, targets

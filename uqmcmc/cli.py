@@ -6,8 +6,15 @@ import argparse
 import math
 import sys
 
-from uqmcmc import pipeline
-from uqmcmc.compare import BACKENDS, CompareConfig, format_comparison, run_compare
+from uqmcmc.workflows import (
+    BACKENDS,
+    CompareConfig,
+    ExactConfig,
+    format_comparison,
+    format_table,
+    run_compare,
+    run_exact,
+)
 
 
 def _finite_float(text: str) -> float:
@@ -102,10 +109,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "exact":
-            res = pipeline.run_exact(
-                args.L,
-                args.beta,
-                args.g,
+            cfg = ExactConfig(
+                L=args.L,
+                beta=args.beta,
+                g=args.g,
                 chains=args.chains,
                 steps=args.steps,
                 warmup=args.warmup,
@@ -113,13 +120,13 @@ def main(argv: list[str] | None = None) -> int:
                 step_size=args.step_size,
                 seed=args.seed,
                 out=args.out,
-                progress=not args.no_progress,
             )
+            res = run_exact(cfg, progress=not args.no_progress)
             print(
                 f"phi^4 L={args.L} beta={args.beta} g={args.g}: {args.chains} chains x "
                 f"{args.steps} sweeps (thin {args.thin}), exact checkerboard Metropolis"
             )
-            print(pipeline.format_table(res.rows))
+            print(format_table(res.rows))
             print(f"wrote {res.path}")
         elif args.command == "compare":
             cfg = _compare_config(args).validate()

@@ -8,7 +8,8 @@ from scipy import signal
 
 from uqmcmc import _arviz
 from uqmcmc.diagnostics import compare_to_exact, epistemic_spread, estimate, ks_test, run_stats
-from uqmcmc.diagnostics.compare import _autocorrelation_time, _holm, _matched_blocks, _spread
+from uqmcmc.diagnostics.epistemic import _spread
+from uqmcmc.diagnostics.hypothesis import autocorrelation_time, holm, matched_blocks
 from uqmcmc.mcmc import checkerboard, run_chains
 from uqmcmc.targets import Phi4
 
@@ -126,18 +127,18 @@ def test_ks_test_keeps_its_size_between_slow_and_fast_mixing_chains():
 def test_ks_blocks_span_the_same_number_of_autocorrelation_times():
     rng = np.random.default_rng(2)
     slow, fast = _ar1(rng, _rho(60), (4, 300)), _ar1(rng, _rho(6), (3, 4000))
-    tau_slow, tau_fast = (_autocorrelation_time(a) for a in (slow, fast))
-    b_slow, b_fast = _matched_blocks([slow, fast], 20.0)
+    tau_slow, tau_fast = (autocorrelation_time(a) for a in (slow, fast))
+    b_slow, b_fast = matched_blocks([slow, fast], 20.0)
     assert b_slow.shape == (4, 300)  # chains shorter than 20 tau: whole chains
     assert b_fast.shape[1] / tau_fast == pytest.approx(300 / tau_slow, rel=0.05)
     assert b_fast.size > 0.95 * fast.size  # hardly a draw dropped
     # long chains on both sides: blocks of 10 to 20 autocorrelation times
-    b_a, b_b = _matched_blocks([fast, _ar1(rng, _rho(3), (2, 8000))], 20.0)
+    b_a, b_b = matched_blocks([fast, _ar1(rng, _rho(3), (2, 8000))], 20.0)
     assert 10 < b_a.shape[1] / tau_fast <= 20
 
 
 def test_holm_adjustment():
-    adj = _holm(np.array([0.01, 0.04, 0.03, 0.005, np.nan]))
+    adj = holm(np.array([0.01, 0.04, 0.03, 0.005, np.nan]))
     np.testing.assert_allclose(adj[:4], [0.03, 0.06, 0.06, 0.02])
     assert np.isnan(adj[4])
 
@@ -199,7 +200,8 @@ def test_run_stats_and_bad_input():
     with pytest.raises(ValueError, match="nope"):
         compare_to_exact({"a": idata}, idata, observables=["nope"])
     with pytest.raises(ValueError, match="'L'"):
-        estimate(_arviz.make_idata({"abs_m": np.ones((2, 10)), "m2": np.ones((2, 10))}), "chi_abs")
+        post = {"abs_m": np.ones((2, 10)), "m2": np.ones((2, 10))}
+        estimate(_arviz.make_idata(post, attrs={"target": "Phi4"}), "chi_abs")  # no L
     with pytest.raises(ValueError, match="members"):
         epistemic_spread({"ens": [idata]})
     with pytest.raises(ValueError, match="coverage"):

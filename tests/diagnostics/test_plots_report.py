@@ -45,7 +45,9 @@ def _run(rng, shift=0.0, n=(4, 300)):
         "penalty": rng.uniform(0, 0.3, size=n),
         "delta_var": rng.uniform(0, 0.5, size=n),
     }
-    return _arviz.make_idata(posterior, stats, attrs={"L": 4, "beta": 0.5, "g": 1.0})
+    return _arviz.make_idata(
+        posterior, stats, attrs={"target": "Phi4", "L": 4, "beta": 0.5, "g": 1.0}
+    )
 
 
 @pytest.fixture(scope="module")

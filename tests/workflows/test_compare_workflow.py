@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from uqmcmc.cli import main
-from uqmcmc.compare import CompareConfig, run_compare
+from uqmcmc.workflows import CompareConfig, run_compare
 
 #: Backends of the quick run in the tests (the others are covered by their own test files).
 TESTED = ("ensemble", "last_layer")

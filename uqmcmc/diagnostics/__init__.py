@@ -1,17 +1,19 @@
 """Diagnostics: compare chains with the exact chain, epistemic error bars, exact identities,
-plots and the report."""
+plots and the report.
+
+One module per concept: :mod:`~uqmcmc.diagnostics.runs` (reading runs, run statistics),
+:mod:`~uqmcmc.diagnostics.estimates` (an observable with its error),
+:mod:`~uqmcmc.diagnostics.hypothesis` (z-tests, Holm, the block KS test),
+:mod:`~uqmcmc.diagnostics.exact_comparison`, :mod:`~uqmcmc.diagnostics.epistemic`,
+:mod:`~uqmcmc.diagnostics.identities`, :mod:`~uqmcmc.diagnostics.plots` and
+:mod:`~uqmcmc.diagnostics.report`.
+"""
 
 from uqmcmc._arviz import summary
-from uqmcmc.diagnostics.compare import (
-    DEFAULT_OBSERVABLES,
-    DERIVED,
-    DISTRIBUTION_OBSERVABLES,
-    compare_to_exact,
-    epistemic_spread,
-    estimate,
-    ks_test,
-    run_stats,
-)
+from uqmcmc.diagnostics.epistemic import epistemic_spread
+from uqmcmc.diagnostics.estimates import estimate
+from uqmcmc.diagnostics.exact_comparison import compare_to_exact
+from uqmcmc.diagnostics.hypothesis import holm, ks_test
 from uqmcmc.diagnostics.identities import IDENTITIES, check_identities, stein_terms
 from uqmcmc.diagnostics.plots import (
     plot_acceptance,
@@ -23,17 +25,16 @@ from uqmcmc.diagnostics.plots import (
     plot_trace,
 )
 from uqmcmc.diagnostics.report import Section, report_sections, write_report
+from uqmcmc.diagnostics.runs import run_stats
 
 __all__ = [
-    "DEFAULT_OBSERVABLES",
-    "DERIVED",
-    "DISTRIBUTION_OBSERVABLES",
     "IDENTITIES",
     "Section",
     "check_identities",
     "compare_to_exact",
     "epistemic_spread",
     "estimate",
+    "holm",
     "ks_test",
     "plot_acceptance",
     "plot_calibration",

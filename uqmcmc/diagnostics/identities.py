@@ -30,7 +30,8 @@ import pandas as pd
 
 from uqmcmc import _arviz
 from uqmcmc._validation import positive_int, probability
-from uqmcmc.diagnostics.compare import _holm, _is_idata, _z_and_p
+from uqmcmc.diagnostics.hypothesis import holm, z_and_p
+from uqmcmc.diagnostics.runs import is_idata
 from uqmcmc.targets.base import check_target
 
 __all__ = ["IDENTITIES", "Identity", "check_identities", "stein_terms"]
@@ -119,7 +120,7 @@ def stein_terms(
 
 
 def _positions(run, name: str) -> np.ndarray:
-    if _is_idata(run):
+    if is_idata(run):
         post = _arviz.group(run, "posterior")
         if "position" not in post:
             raise ValueError(
@@ -189,7 +190,7 @@ def check_identities(
     800
     """
     check_target(target)
-    if not isinstance(runs, Mapping) or _is_idata(runs) or not runs:
+    if not isinstance(runs, Mapping) or is_idata(runs) or not runs:
         raise ValueError("runs must be a non-empty mapping run name -> ArviZ data or array")
     names = list(IDENTITIES) if identities is None else list(identities)
     unknown = [n for n in names if n not in IDENTITIES]
@@ -212,7 +213,7 @@ def check_identities(
         for name in names:
             lhs, rhs = (np.asarray(t, dtype=float).reshape(n_chain, n_keep) for t in terms[name])
             s = _arviz.summarize(lhs - rhs)
-            z, p = _z_and_p(s["mean"], s["mcse"])
+            z, p = z_and_p(s["mean"], s["mcse"])
             run_rows.append(
                 {
                     "run": run_name,
@@ -229,7 +230,7 @@ def check_identities(
                     "n_grad_evals": n_chain * n_keep,
                 }
             )
-        adj = _holm(np.array([r["p_value"] for r in run_rows]))
+        adj = holm(np.array([r["p_value"] for r in run_rows]))
         for r, a in zip(run_rows, adj, strict=True):
             r["p_holm"] = float(a)
             r["flagged"] = bool(a <= level) if math.isfinite(a) else False

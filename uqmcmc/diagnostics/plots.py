@@ -19,7 +19,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from scipy import stats as sps
 
-from uqmcmc.diagnostics.compare import _component, _posterior, run_stats
+from uqmcmc.diagnostics.runs import component, posterior_arrays, run_stats
 
 __all__ = [
     "plot_acceptance",
@@ -54,7 +54,7 @@ def _finish(fig: Figure, path: str | Path | None, title: str | None = None) -> F
 
 
 def _series(idata, name: str) -> np.ndarray:
-    x = _component(_posterior(idata), name)
+    x = component(posterior_arrays(idata), name)
     if x is None:
         raise ValueError(f"var_names: {name!r} is not a scalar posterior series of the run")
     return np.asarray(x, dtype=float)

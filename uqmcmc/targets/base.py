@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import jax
 import jax.numpy as jnp
@@ -35,6 +36,25 @@ class Target(Protocol):
     def action(self, x: Array) -> Array: ...
 
     def grad(self, x: Array) -> Array: ...
+
+
+class Derived(NamedTuple):
+    """A function of several posterior means (a derived quantity such as a susceptibility),
+    estimated with a block jackknife by :func:`uqmcmc.diagnostics.estimate`.
+
+    ``make(attrs)`` returns the function of the means of ``inputs``; ``attrs`` are the run's
+    attrs (e.g. ``L``), so a derived quantity is computed from a saved run alone. A target
+    lists its own in a ``derived_quantities`` mapping (see :class:`~uqmcmc.targets.Phi4`).
+
+    Examples
+    --------
+    >>> kurtosis = Derived(("m4", "m2"), lambda attrs: lambda m4, m2: m4 / m2**2)
+    >>> kurtosis.make({})(3.0, 1.0)
+    3.0
+    """
+
+    inputs: tuple[str, ...]
+    make: Callable[[Mapping[str, Any]], Callable[..., float]]
 
 
 def logdensity_fn(target: Any):

@@ -1,15 +1,19 @@
-"""The 2-D lattice phi^4 model (seed 1): exact action, gradient, local updates and observables."""
+"""The 2-D lattice phi^4 model (as in Tzivrailis, Rosso, Kawasaki, "Uncertainty in AI-driven Monte
+Carlo simulations", arXiv:2506.14594): exact action, gradient, local updates, observables and
+the derived quantities with their errors."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from uqmcmc.stats import jackknife
+from uqmcmc.targets.base import Derived
 
 Array = jax.Array
 
@@ -177,6 +181,12 @@ class Phi4:
 
     observable_dims = OBSERVABLE_DIMS
 
+    #: Observables that :func:`uqmcmc.diagnostics.compare_to_exact` compares by default.
+    compared_observables = ("abs_m", "m2", "m4", "action_density", "sd", "chi_abs", "binder")
+
+    #: Observables whose whole distribution is compared with the exact chain's.
+    distribution_observables = ("abs_m", "action_density")
+
     # -- ensemble-level estimators -------------------------------------------------------
     def derived(self, draws: Mapping[str, np.ndarray], n_blocks: int | None = None) -> dict:
         """Susceptibility, Binder cumulant and second-moment correlation length with errors.
@@ -189,19 +199,21 @@ class Phi4:
 
         Returns
         -------
-        ``{"chi_abs": (mean, err), "binder": ..., "xi": ...}`` by block jackknife.
+        ``{"chi_abs": (mean, err), "binder": ..., "xi": ...}`` by block jackknife (the
+        quantities of :data:`DERIVED`).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> m = np.random.default_rng(0).normal(size=(4, 500))
+        >>> draws = {"abs_m": abs(m), "m2": m**2, "m4": m**4, "Gp1": np.full((4, 500), 0.5)}
+        >>> sorted(Phi4(4, 0.5, 1.0).derived(draws))
+        ['binder', 'chi_abs', 'xi']
         """
-        get = {k: np.asarray(draws[k]) for k in ("abs_m", "m2", "m4", "Gp1")}
+        attrs = {"L": self.L}
         return {
-            "chi_abs": jackknife(
-                lambda a, b: susceptibility(a, b, self.volume), [get["abs_m"], get["m2"]], n_blocks
-            ),
-            "binder": jackknife(binder, [get["m2"], get["m4"]], n_blocks),
-            "xi": jackknife(
-                lambda m2, gp: correlation_length(m2 * self.volume, gp, self.L),
-                [get["m2"], get["Gp1"]],
-                n_blocks,
-            ),
+            name: jackknife(spec.make(attrs), [np.asarray(draws[i]) for i in spec.inputs], n_blocks)
+            for name, spec in DERIVED.items()
         }
 
 
@@ -247,3 +259,29 @@ def correlation_length(g0: float, gp1: float, L: int) -> float:
     ratio = g0 / gp1 - 1.0
     xi2 = ratio / (4.0 * np.sin(np.pi / L) ** 2)
     return float(np.sqrt(xi2)) if xi2 >= 0 else float("nan")
+
+
+def _lattice_size(attrs: Mapping[str, Any], what: str) -> int:
+    if "L" not in attrs:
+        raise ValueError(f"{what} needs the lattice size: the run's attrs have no 'L'")
+    return int(attrs["L"])
+
+
+#: The derived phi^4 quantities, from the posterior means and a run's attrs alone.
+DERIVED: dict[str, Derived] = {
+    "chi_abs": Derived(
+        ("abs_m", "m2"),
+        lambda a: lambda abs_m, m2: susceptibility(abs_m, m2, _lattice_size(a, "chi_abs") ** 2),
+    ),
+    "binder": Derived(("m2", "m4"), lambda a: binder),
+    "xi": Derived(
+        ("m2", "Gp1"),
+        lambda a: (
+            lambda m2, gp1: correlation_length(
+                m2 * _lattice_size(a, "xi") ** 2, gp1, _lattice_size(a, "xi")
+            )
+        ),
+    ),
+}
+
+Phi4.derived_quantities = DERIVED

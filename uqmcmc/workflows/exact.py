@@ -1,7 +1,9 @@
-"""Workflows as library functions: the CLI and scripts call these."""
+"""The exact-chain workflow: phi^4 reference chains by checkerboard Metropolis, their table, and
+the netCDF file (what ``uqmcmc exact`` runs)."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -118,25 +120,63 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+@dataclass
+class ExactConfig:
+    """Settings of an exact run: the lattice ``L``, ``beta``, ``g``; ``chains`` x ``steps``
+    sweeps after ``warmup``, every ``thin``-th kept; the proposal half-width ``step_size``;
+    ``seed``; ``out`` (folder for ``exact.nc``, or ``None``); ``record_positions`` (keep whole
+    fields too).
+
+    Examples
+    --------
+    >>> ExactConfig(L=4, chains=2).validate().chains
+    2
+    >>> ExactConfig(chains=1).validate()
+    Traceback (most recent call last):
+        ...
+    ValueError: chains must be an integer >= 2, got 1
+    """
+
+    L: int = 8
+    beta: float = 0.7
+    g: float = 1.0
+    chains: int = 16
+    steps: int = 20_000
+    warmup: int = 2_000
+    thin: int = 10
+    step_size: float = 1.0
+    seed: int = 0
+    out: str | Path | None = None
+    record_positions: bool = False
+
+    def validate(self) -> ExactConfig:
+        """Check every setting; returns ``self``."""
+        Phi4(self.L, self.beta, self.g)
+        positive_int("chains", self.chains, minimum=2)
+        positive_int("steps", self.steps)
+        positive_int("thin", self.thin)
+        positive_int("warmup", self.warmup, minimum=0)
+        positive("step_size", self.step_size)
+        positive_int("seed", self.seed, minimum=0)
+        return self
+
+
 def run_exact(
-    L: int = 8,
-    beta: float = 0.7,
-    g: float = 1.0,
-    *,
-    chains: int = 16,
-    steps: int = 20_000,
-    warmup: int = 2_000,
-    thin: int = 10,
-    step_size: float = 1.0,
-    seed: int = 0,
-    out: str | Path | None = None,
-    record_positions: bool = False,
-    progress: bool = True,
+    config: ExactConfig | None = None, /, *, progress: bool = True, **settings: Any
 ) -> ExactResult:
     """Exact phi^4 reference chains by checkerboard Metropolis sweeps.
 
     One step is one sweep of the lattice. Chains start from independent standard-normal fields.
-    If ``out`` is given, the InferenceData is written to ``out/exact.nc``.
+    If ``out`` is set, the ArviZ data is written to ``out/exact.nc``.
+
+    Parameters
+    ----------
+    config
+        The settings (:class:`ExactConfig`); default ``ExactConfig()``.
+    progress
+        Show a progress bar.
+    **settings
+        Fields of :class:`ExactConfig` overriding ``config``'s.
 
     Examples
     --------
@@ -144,34 +184,31 @@ def run_exact(
     >>> [r["observable"] for r in res.rows][:2]
     ['abs_m', 'm2']
     """
-    target = Phi4(L, beta, g)
-    chains = positive_int("chains", chains, minimum=2)
-    steps, thin = positive_int("steps", steps), positive_int("thin", thin)
-    warmup = positive_int("warmup", warmup, minimum=0)
-    positive("step_size", step_size)
-    key = jax.random.key(positive_int("seed", seed, minimum=0))
+    cfg = dataclasses.replace(config or ExactConfig(), **settings).validate()
+    target = Phi4(cfg.L, cfg.beta, cfg.g)
+    key = jax.random.key(cfg.seed)
     k_init, k_run = jax.random.split(key)
-    x0 = jax.random.normal(k_init, (chains, *target.shape))
+    x0 = jax.random.normal(k_init, (cfg.chains, *target.shape))
     idata = run_chains(
-        checkerboard(target, step_size),
+        checkerboard(target, cfg.step_size),
         k_run,
         x0,
-        steps,
-        warmup=warmup,
-        thin=thin,
+        cfg.steps,
+        warmup=cfg.warmup,
+        thin=cfg.thin,
         target=target,
-        record_positions=record_positions,
+        record_positions=cfg.record_positions,
         progress=progress,
         attrs={
             "sampler": "checkerboard",
             "estimator": "exact",
-            "seed": seed,
-            "step_size": step_size,
+            "seed": cfg.seed,
+            "step_size": cfg.step_size,
         },
     )
     path = None
-    if out is not None:
-        Path(out).mkdir(parents=True, exist_ok=True)
-        path = Path(out) / "exact.nc"
+    if cfg.out is not None:
+        Path(cfg.out).mkdir(parents=True, exist_ok=True)
+        path = Path(cfg.out) / "exact.nc"
         _arviz.save(idata, path)
     return ExactResult(idata, exact_table(idata, target), path)

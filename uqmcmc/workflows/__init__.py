@@ -1,0 +1,29 @@
+"""Workflows as library functions (the ``uqmcmc`` command and scripts call these): the exact
+reference chains (:mod:`~uqmcmc.workflows.exact`) and the comparison of every UQ backend with
+them (:mod:`~uqmcmc.workflows.compare` and its settings, chains and report modules)."""
+
+from uqmcmc.workflows.compare import CompareResult, run_compare
+from uqmcmc.workflows.compare_backends import fit_backend, make_backend
+from uqmcmc.workflows.compare_chains import PENALTY, ChainPlan, per_draw_algorithm
+from uqmcmc.workflows.compare_config import BACKENDS, CompareConfig
+from uqmcmc.workflows.compare_report import format_comparison, write_compare_report
+from uqmcmc.workflows.exact import ExactConfig, ExactResult, exact_table, format_table, run_exact
+
+__all__ = [
+    "BACKENDS",
+    "PENALTY",
+    "ChainPlan",
+    "CompareConfig",
+    "CompareResult",
+    "ExactConfig",
+    "ExactResult",
+    "exact_table",
+    "fit_backend",
+    "format_comparison",
+    "format_table",
+    "make_backend",
+    "per_draw_algorithm",
+    "run_compare",
+    "run_exact",
+    "write_compare_report",
+]

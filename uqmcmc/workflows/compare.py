@@ -1,0 +1,197 @@
+"""The compare workflow: surrogate chains against the exact chain, as one library function.
+
+``run_compare(CompareConfig())`` is what ``uqmcmc compare`` runs: exact reference chains, the
+training set (as in Tzivrailis, Rosso, Kawasaki, arXiv:2506.14594: 180 + 20 configurations),
+every UQ backend trained on ``grad S``, for each backend the MALA chains {mean, draws} x {no
+penalty, Ceperley-Dewing} plus one chain set per fixed member / posterior draw, the comparison
+with the exact chain, exact-identity checks, plots and a report folder. Settings live in
+:mod:`~uqmcmc.workflows.compare_config`, chain runs in :mod:`~uqmcmc.workflows.compare_chains`,
+the report in :mod:`~uqmcmc.workflows.compare_report`.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+from tqdm.auto import tqdm
+
+from uqmcmc import _arviz
+from uqmcmc.targets import Phi4
+from uqmcmc.workflows.compare_backends import fit_backend
+from uqmcmc.workflows.compare_chains import ChainPlan, exact_mala, member_runs, rule_pair
+from uqmcmc.workflows.compare_config import CompareConfig
+from uqmcmc.workflows.compare_report import write_compare_report
+from uqmcmc.workflows.exact import run_exact
+
+
+@dataclass
+class CompareResult:
+    """Everything a compare run produced (the report folder holds the same, on disk).
+
+    ``runs`` maps a run name (``"exact-mala"``, ``"<backend>/<mode>/<none|cd>"``) to its
+    ArviZ data; ``comparison`` is :func:`uqmcmc.diagnostics.compare_to_exact`'s table,
+    ``epistemic`` the per-draw spread, ``identities`` the exact-identity checks; ``timings``
+    the seconds per stage. See :func:`run_compare` for an example.
+
+    Examples
+    --------
+    >>> import dataclasses
+    >>> [f.name for f in dataclasses.fields(CompareResult)][:4]
+    ['config', 'exact', 'runs', 'comparison']
+    """
+
+    config: CompareConfig
+    exact: Any
+    runs: dict[str, Any]
+    comparison: Any
+    epistemic: Any
+    identities: Any
+    calibration: dict[str, dict]
+    timings: dict[str, float] = field(default_factory=dict)
+    out: Path | None = None
+
+
+def run_compare(cfg: CompareConfig | None = None, *, progress: bool = True) -> CompareResult:
+    """Run the whole comparison and write the report folder ``cfg.out``.
+
+    Examples
+    --------
+    A tiny run (one backend, short chains; ``CompareConfig.quick_config()`` is the short
+    version, ``CompareConfig()`` the full one):
+
+    >>> import tempfile
+    >>> cfg = CompareConfig.quick_config(
+    ...     backends=("last_layer",), steps=40, warmup=20, exact_steps=200, member_steps=40,
+    ...     n_train=16, n_test=4, epochs=2, identity_positions=8, out=tempfile.mkdtemp())
+    >>> res = run_compare(cfg, progress=False)
+    >>> for name in sorted(res.runs):
+    ...     print(name)
+    exact-mala
+    last_layer/draws/cd
+    last_layer/draws/none
+    last_layer/mean/cd
+    last_layer/mean/none
+    >>> (res.out / "report.html").exists(), (res.out / "comparison.csv").exists()
+    (True, True)
+    """
+    cfg = (cfg or CompareConfig()).validate()
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    target = Phi4(cfg.L, cfg.beta, cfg.g)
+    key = jax.random.key(cfg.seed)
+    k_data, k_fit, k_chain, k_draw = jax.random.split(key, 4)
+    timings: dict[str, float] = {}
+    n_stages = 3 + 2 * len(cfg.backends) + 1
+    bar = tqdm(total=n_stages, unit="stage", disable=not progress, desc="compare")
+
+    def stage(name: str):
+        bar.set_description(f"compare: {name}")
+        return time.perf_counter()
+
+    bar_lock = threading.Lock()
+
+    def done(name: str, t0: float):
+        with bar_lock:
+            timings[name] = round(time.perf_counter() - t0, 2)
+            bar.update(1)
+
+    with bar:
+        t0 = stage("exact chain")
+        exact = run_exact(
+            L=cfg.L, beta=cfg.beta, g=cfg.g, chains=cfg.chains, steps=cfg.exact_steps,
+            warmup=cfg.warmup, thin=cfg.thin, seed=cfg.seed, record_positions=True,
+            progress=False,
+        ).idata  # fmt: skip
+        # Every MALA chain starts from an equilibrated exact configuration: near the transition
+        # MALA's autocorrelation time (~750 steps for |M| at L=8, beta=0.7) makes a start from
+        # noise bias the first draws after a 1000-step warm-up, in every run alike.
+        equilibrated = np.asarray(_arviz.group(exact, "posterior")["position"].values)
+        done("exact", t0)
+
+        t0 = stage("exact MALA")
+        runs: dict[str, Any] = {}
+        control, step_size = exact_mala(ChainPlan(cfg, target, 0.0, equilibrated), k_chain)
+        plan = ChainPlan(cfg, target, step_size, equilibrated)
+        runs["exact-mala"] = control
+        done("exact_mala", t0)
+
+        t0 = stage("training set")
+        from uqmcmc.uq.data import make_dataset
+
+        data = make_dataset(target, k_data, cfg.n_train + cfg.n_test, n_test=cfg.n_test)
+        done("dataset", t0)
+
+        calibration: dict[str, dict] = {}
+        predictions: dict[str, tuple] = {}
+        chain_jobs: dict[str, list[Future]] = {}
+        # Chain runs go to two worker threads while the next backend trains: one compiled
+        # program rarely keeps both cores busy, two side by side do (about 0.8 times the wall
+        # time). Every run has its own key, so the numbers do not depend on the order.
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            for i, name in enumerate(cfg.backends):
+                t0 = stage(f"train {name}")
+                backend = fit_backend(
+                    name, cfg, data.train.x, data.train.grad, jax.random.fold_in(k_fit, i)
+                )
+                backend.save(out / "backends" / name)
+                calibration[name] = _calibration(backend, data.test)
+                mean, var = backend.predict_mean_var(data.test.x)
+                predictions[name] = (np.asarray(mean), np.asarray(var), np.asarray(data.test.grad))
+                done(f"train_{name}", t0)
+
+                k_b = jax.random.fold_in(k_chain, i + 1)
+                jobs = [
+                    pool.submit(rule_pair, plan, name, backend, mode, jax.random.fold_in(k_b, j))
+                    for j, mode in enumerate(("mean", "draws"))
+                ]
+                jobs.append(pool.submit(member_runs, plan, name, backend, k_draw, i))
+                chain_jobs[name] = jobs
+                _when_all_done(jobs, functools.partial(done, f"chains_{name}", time.perf_counter()))
+            bar.set_description("compare: chains")
+            members: dict[str, list] = {}
+            for name, (mean_pair, draws_pair, member_job) in chain_jobs.items():
+                for mode, job in (("mean", mean_pair), ("draws", draws_pair)):
+                    naive, penalised = job.result()
+                    runs[f"{name}/{mode}/none"] = naive
+                    runs[f"{name}/{mode}/cd"] = penalised
+                members[name] = member_job.result()
+
+        t0 = stage("report")
+        result = CompareResult(cfg, exact, runs, None, None, None, calibration, out=out)
+        write_compare_report(result, target, members, predictions)
+        result.timings = timings
+        done("report", t0)
+    (out / "timings.json").write_text(json.dumps(timings, indent=2))
+    return result
+
+
+def _when_all_done(jobs: list[Future], callback: Callable[[], None]) -> None:
+    """Call ``callback()`` once every job has finished (from the thread that finishes last)."""
+    lock, left = threading.Lock(), [len(jobs)]
+
+    def one_done(_):
+        with lock:
+            left[0] -= 1
+            last = left[0] == 0
+        if last:
+            callback()
+
+    for job in jobs:
+        job.add_done_callback(one_done)
+
+
+def _calibration(backend, test) -> dict:
+    from uqmcmc.uq import calibration
+
+    m = calibration.metrics(backend, test.x, test.grad)
+    return {k: float(v) for k, v in m.items() if np.ndim(v) == 0}

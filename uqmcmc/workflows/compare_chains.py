@@ -1,0 +1,157 @@
+"""The compare workflow's chain runs: the exact-ΔS MALA control (which tunes the step size every
+surrogate run shares), the naive/penalised pair of each estimator mode, and one chain set per
+fixed member or posterior draw."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import blackjax
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from uqmcmc import _arviz
+from uqmcmc.mcmc import ExactDelta, GradientDelta, batched, mala, run_chains, split_batched
+from uqmcmc.mcmc.acceptance import switch_penalty
+from uqmcmc.uq.fixed import FixedDraw
+from uqmcmc.workflows.compare_config import CompareConfig
+
+#: Acceptance rule of the penalty chains for each estimator mode.
+PENALTY = {"mean": "ceperley-dewing", "draws": "ceperley-dewing-estimated"}
+
+
+@dataclass(frozen=True)
+class ChainPlan:
+    """What every chain run of one compare workflow shares: the settings, the target, the
+    MALA step size (tuned by the exact control), the equilibrated exact configurations the
+    chains start from (``equilibrated``: ``(chain, draw, L, L)``; ``x0`` one per chain) and
+    the driver's keyword arguments (``common``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from uqmcmc.targets import Phi4
+    >>> plan = ChainPlan(CompareConfig(), Phi4(4, 0.5, 1.0), 0.01, np.zeros((2, 3, 4, 4)))
+    >>> plan.x0.shape, sorted(plan.common)
+    ((2, 4, 4), ['progress', 'target', 'thin', 'warmup'])
+    """
+
+    cfg: CompareConfig
+    target: Any
+    step_size: float
+    equilibrated: np.ndarray
+    common: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if not self.common:
+            common = dict(warmup=self.cfg.warmup, thin=self.cfg.thin, target=self.target,
+                          progress=False)  # fmt: skip
+            object.__setattr__(self, "common", common)
+
+    @property
+    def x0(self) -> jax.Array:
+        """One start per chain: the last equilibrated configuration of each exact chain."""
+        return jnp.asarray(self.equilibrated[:, -1])
+
+
+def per_draw_algorithm(
+    backend: Any, draws: Any, make_algorithm: Callable[[Any], blackjax.base.SamplingAlgorithm]
+) -> blackjax.base.SamplingAlgorithm:
+    """One algorithm stepping ``K`` chains at once, chain ``k`` on fixed draw ``draws[k]``.
+
+    :func:`~uqmcmc.mcmc.batched` over the draws, variant ``k`` being ``make_algorithm(
+    FixedDraw(backend, draws[k]))`` (:class:`~uqmcmc.uq.fixed.FixedDraw`): a position is
+    ``(K, *shape)``, one compiled step; :func:`~uqmcmc.mcmc.split_batched` splits the run.
+
+    Examples
+    --------
+    >>> import jax, jax.numpy as jnp
+    >>> from uqmcmc.mcmc import GradientDelta, mala
+    >>> from uqmcmc.targets import Phi4
+    >>> from uqmcmc.uq.data import make_dataset
+    >>> data = make_dataset(Phi4(4, 0.5, 1.0), jax.random.key(0), 12, n_test=4)
+    >>> from uqmcmc.workflows.compare_backends import fit_backend
+    >>> cfg = CompareConfig(epochs=1, n_members=2)
+    >>> ens = fit_backend("ensemble", cfg, data.train.x, data.train.grad, jax.random.key(1))
+    >>> alg = per_draw_algorithm(ens, jnp.arange(2), lambda b: mala(GradientDelta(b), 0.01))
+    >>> state = alg.init(jnp.zeros((2, 4, 4)))  # chain k on member k
+    >>> state, info = alg.step(jax.random.key(2), state)
+    >>> state.position.shape, info.acceptance_rate.shape
+    ((2, 4, 4), (2,))
+    """
+    return batched(draws, lambda draw: make_algorithm(FixedDraw(backend, draw)))
+
+
+def _draw_specs(backend: Any, key, k: int):
+    if callable(getattr(backend, "predict_member", None)):
+        n = getattr(backend, "n_members", k)
+        return jnp.arange(min(k, n))
+    return jax.random.split(key, k)
+
+
+def exact_mala(plan: ChainPlan, key: jax.Array) -> tuple[Any, float]:
+    """Exact-ΔS MALA (the control run) from ``plan.x0``; tunes the step size shared by every
+    surrogate run (towards acceptance 0.6) unless the settings fix it. Returns the run and the
+    step size."""
+    cfg = plan.cfg
+    est = ExactDelta(plan.target)
+    attrs = {**est.params, "acceptance": "none", "kernel": "mala", "seed": cfg.seed}
+    if cfg.step_size is not None:
+        idata = run_chains(
+            mala(est, cfg.step_size, acceptance="none"), key, plan.x0, cfg.steps,
+            record_positions=True, attrs=attrs, **plan.common,
+        )  # fmt: skip
+        return idata, cfg.step_size
+    idata = run_chains(
+        lambda s: mala(est, s, acceptance="none"), key, plan.x0, cfg.steps, step_size=0.01,
+        target_acceptance=0.6, record_positions=True, attrs=attrs, **plan.common,
+    )  # fmt: skip
+    return idata, float(_arviz.attrs(idata)["step_size"])
+
+
+def rule_pair(plan: ChainPlan, name: str, backend: Any, mode: str, key: jax.Array) -> list:
+    """The naive and the Ceperley-Dewing chains of one estimator mode of ``backend``, run side
+    by side (one compiled step, :func:`~uqmcmc.mcmc.acceptance.switch_penalty`); each chain
+    pair starts from the same equilibrated configuration. Returns ``[naive, penalised]``."""
+    cfg = plan.cfg
+    n_draws = cfg.n_draws if mode == "draws" else None
+    est = GradientDelta(backend, rule=cfg.rule, mode=mode, n_draws=n_draws)
+    rule = PENALTY[mode]
+    alg = batched(
+        jnp.array([False, True]),
+        lambda on: mala(est, plan.step_size, acceptance=switch_penalty(rule, est.n_draws, on)),
+    )
+    attrs = {**est.params, "kernel": "mala", "backend": name, "mode": mode,
+             "seed": cfg.seed}  # fmt: skip
+    idata = run_chains(
+        alg, key, jnp.stack([plan.x0, plan.x0], axis=1), cfg.steps,
+        record_positions=True, attrs=attrs, **plan.common,
+    )  # fmt: skip
+    return split_batched(idata, [{"acceptance": "none"}, {"acceptance": rule}])
+
+
+def member_runs(plan: ChainPlan, name: str, backend: Any, key: jax.Array, index: int) -> list:
+    """One chain set per fixed member / posterior draw, all drawn in one vmapped run, each
+    chain started from a random configuration of the exact chain (``plan.equilibrated``).
+    ``index`` (the backend's position in the run) selects the keys from ``key``."""
+    cfg, target = plan.cfg, plan.target
+    k_draw, k_pick, k_run = (jax.random.fold_in(key, index + o) for o in (0, 100, 200))
+    draws = _draw_specs(backend, k_draw, cfg.n_fixed)
+    k = int(jax.tree.leaves(draws)[0].shape[0])
+    alg = per_draw_algorithm(
+        backend, draws, lambda b: mala(GradientDelta(b, rule=cfg.rule), plan.step_size, "none")
+    )
+    flat = plan.equilibrated.reshape(-1, *target.shape)
+    pick = jax.random.choice(
+        k_pick, flat.shape[0], (cfg.member_chains, k),
+        replace=flat.shape[0] < cfg.member_chains * k,
+    )  # fmt: skip
+    idata = run_chains(
+        alg, k_run, jnp.asarray(flat)[pick], cfg.member_steps, warmup=cfg.warmup,
+        thin=cfg.thin, target=target, progress=False,
+    )  # fmt: skip
+    attrs = {"backend": name, "mode": "fixed-draw", "acceptance": "none"}
+    return split_batched(idata, [{**attrs, "draw": d} for d in range(k)])

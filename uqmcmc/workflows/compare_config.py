@@ -1,0 +1,114 @@
+"""Settings of the compare workflow: the defaults (the full run), the quick run, TOML files and
+validation of every setting before any work."""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from uqmcmc._validation import positive, positive_int
+from uqmcmc.targets import Phi4
+
+#: Backend names accepted by ``--backends``, in report order.
+BACKENDS = ("ensemble", "dropout", "last_layer", "bnn", "deep_kernel")
+
+
+@dataclass
+class CompareConfig:
+    """Settings of a compare run (the defaults are the full run; :meth:`quick` the short one).
+
+    Lattice and couplings: ``L``, ``beta``, ``g``. Chains: ``chains`` x ``steps`` MALA steps
+    after ``warmup`` for every surrogate run, ``thin`` between kept draws; ``exact_steps``
+    checkerboard sweeps for the reference. ``member_chains`` x ``member_steps`` for each of
+    ``n_fixed`` fixed-draw chain sets per backend. Data: ``n_train`` + ``n_test``
+    configurations (seed 1: 180 + 20). ``epochs`` of training (``svi_steps`` for the BNN,
+    plus ``gp_steps`` of the deep kernel's GP fit); ``n_members`` ensemble members;
+    ``n_draws`` joint draws per step in ``draws`` mode; ``rule`` the quadrature of ``grad S``.
+
+    Examples
+    --------
+    >>> cfg = CompareConfig.quick_config(backends=["ensemble", "last_layer"])
+    >>> cfg.validate().backends, cfg.L, cfg.quick
+    (('ensemble', 'last_layer'), 6, True)
+    >>> CompareConfig(backends=["gp"]).validate()
+    Traceback (most recent call last):
+    ...
+    ValueError: backends must be a non-empty subset of (...), got ['gp']
+    """
+
+    L: int = 8
+    beta: float = 0.7
+    g: float = 1.0
+    backends: tuple[str, ...] = BACKENDS
+    chains: int = 16
+    steps: int = 6000
+    warmup: int = 1000
+    thin: int = 5
+    exact_steps: int = 20_000
+    n_fixed: int = 8
+    member_chains: int = 4
+    member_steps: int = 3000
+    n_train: int = 180
+    n_test: int = 20
+    epochs: int = 100
+    svi_steps: int = 5000
+    gp_steps: int = 1000
+    n_members: int = 10
+    n_draws: int = 8
+    rule: str = "simpson"
+    step_size: float | None = None
+    identity_positions: int = 100
+    seed: int = 0
+    out: str = "uqmcmc-report"
+    quick: bool = False
+
+    @classmethod
+    def quick_config(cls, **overrides) -> CompareConfig:
+        """A short version (about 2.5 min on 2 cores; the tests run it with two backends): small
+        lattice, short chains and training."""
+        base = dict(
+            L=6, beta=0.5, chains=8, steps=400, warmup=200, thin=2, exact_steps=4000,
+            n_fixed=4, member_chains=2, member_steps=300, n_train=60, n_test=20, epochs=30,
+            svi_steps=1500, gp_steps=300, n_members=4, n_draws=4, identity_positions=40,
+            quick=True,
+        )  # fmt: skip
+        base.update(overrides)
+        return cls(**base)
+
+    @classmethod
+    def from_toml(cls, path: str | Path, **overrides) -> CompareConfig:
+        """Read settings from a TOML file (keys as the fields; ``quick = true`` starts from
+        :meth:`quick_config`), then apply ``overrides``."""
+        data = tomllib.loads(Path(path).read_text())
+        data = data.get("compare", data)
+        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown setting(s) in {path}: {', '.join(sorted(unknown))}")
+        data.update(overrides)
+        if data.get("quick"):
+            return cls.quick_config(**data)
+        return cls(**data)
+
+    def validate(self) -> CompareConfig:
+        """Check every setting; returns ``self`` with ``backends`` as a tuple."""
+        Phi4(self.L, self.beta, self.g)
+        for name in ("chains", "steps", "thin", "exact_steps", "member_steps", "n_train",
+                     "epochs", "svi_steps", "gp_steps", "n_members",
+                     "identity_positions"):  # fmt: skip
+            positive_int(name, getattr(self, name))
+        positive_int("warmup", self.warmup, minimum=1)
+        positive_int("n_fixed", self.n_fixed, minimum=2)
+        positive_int("member_chains", self.member_chains, minimum=2)
+        positive_int("n_test", self.n_test, minimum=2)
+        positive_int("n_draws", self.n_draws, minimum=2)
+        positive_int("seed", self.seed, minimum=0)
+        if self.step_size is not None:
+            positive("step_size", self.step_size)
+        backends = tuple(self.backends)
+        bad = [b for b in backends if b not in BACKENDS]
+        if bad or not backends:
+            raise ValueError(f"backends must be a non-empty subset of {BACKENDS}, got {bad}")
+        self.backends = backends
+        return self
