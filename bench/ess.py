@@ -25,9 +25,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from uqmcmc import _arviz
-from uqmcmc.workflows import PENALTY
 from uqmcmc.mcmc import ExactDelta, GradientDelta, checkerboard, mala
 from uqmcmc.targets import Phi4
+from uqmcmc.workflows import PENALTY
 
 __all__ = ["sampling_program", "timed_chains", "ess_per_second"]
 

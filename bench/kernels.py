@@ -25,10 +25,10 @@ import blackjax
 import jax
 
 from bench.timing import algorithm_steps, compile_loop, loglog_slope, measure, paired_ratio
-from uqmcmc.workflows import PENALTY
 from uqmcmc.mcmc import ExactDelta, GradientDelta, checkerboard, mala, rmh
 from uqmcmc.targets import Phi4
 from uqmcmc.targets.base import logdensity_fn
+from uqmcmc.workflows import PENALTY
 
 __all__ = ["ExactFromActions", "kernel_overhead", "profile", "size_scaling"]
 

@@ -25,12 +25,13 @@ import jax
 import jax.numpy as jnp
 
 from bench.timing import algorithm_steps, compile_loop, measure, over_chains, paired_ratio
-from uqmcmc.workflows import PENALTY, CompareConfig, make_backend
 from uqmcmc.mcmc import GradientDelta, mala
 from uqmcmc.targets import Phi4
+from uqmcmc.uq import registry
 from uqmcmc.uq.data import Dataset, Split, make_dataset
-from uqmcmc.uq.ensemble import member_mean_var, mixture_mean_var
+from uqmcmc.uq.moments import member_mean_var, mixture_mean_var
 from uqmcmc.uq.training import Stacked, cosine_adam, member_apply, train_members
+from uqmcmc.workflows import PENALTY
 
 __all__ = ["fit_backends", "Recorder", "surrogate_overhead", "ensemble_scaling"]
 
@@ -38,9 +39,10 @@ __all__ = ["fit_backends", "Recorder", "surrogate_overhead", "ensemble_scaling"]
 def fit_backends(sizes: Any, key: jax.Array) -> dict[str, Any]:
     """Training data from the exact chain and every backend in ``sizes.backends``, fitted.
 
-    Architectures are the compare workflow's (:func:`uqmcmc.workflows.make_backend`); the
-    training length is the benchmark's (``sizes.epochs``, ``svi_steps``, ``gp_steps``), since
-    timing does not need a converged surrogate. The data are ``n_train + 20`` fields from the
+    Architectures and fit settings are the compare workflow's (the built-in specs of
+    :mod:`uqmcmc.uq.registry`: :func:`uqmcmc.uq.registry.fit`); the training length is the
+    benchmark's (``sizes.epochs``, ``svi_steps``, ``gp_steps``), since timing does not need a
+    converged surrogate. The data are ``n_train + 20`` fields from the
     exact chain (:func:`uqmcmc.uq.data.make_dataset`), or random fields with exact labels
     when ``sizes.exact_data`` is false. Returns ``{"data", "backends", "fit_s"}``.
     """
@@ -54,18 +56,15 @@ def fit_backends(sizes: Any, key: jax.Array) -> dict[str, Any]:
         split = [Split(a, target.grad(a), target.action(a)) for a in (x[20:], x[:20])]
         data = Dataset(train=split[0], val=None, test=split[1], info={"random": True})
     fit_s = {"dataset": time.perf_counter() - start}
-    cfg = CompareConfig(L=sizes.train_L, n_members=sizes.n_members)
+    settings = registry.BackendSettings(
+        n_members=sizes.n_members, epochs=sizes.epochs, svi_steps=sizes.svi_steps,
+        gp_steps=sizes.gp_steps,
+    )  # fmt: skip
     backends = {}
     for i, name in enumerate(sizes.backends):
-        if name == "bnn":
-            kwargs = {"method": "svi", "svi_steps": sizes.svi_steps}
-        else:
-            kwargs = {"epochs": sizes.epochs, "optimizer": cosine_adam(3e-2), "progress": False}
-            if name == "deep_kernel":
-                kwargs["gp_steps"] = sizes.gp_steps
         start = time.perf_counter()
-        backend = make_backend(name, cfg).fit(
-            data.train.x, data.train.grad, key=jax.random.fold_in(k_fit, i), **kwargs
+        backend = registry.fit(
+            name, settings, data.train.x, data.train.grad, jax.random.fold_in(k_fit, i)
         )
         jax.block_until_ready(backend.predict_mean_var(data.test.x))
         fit_s[name] = time.perf_counter() - start

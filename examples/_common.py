@@ -104,7 +104,7 @@ def fmt(mean: float, err: float) -> str:
 
 
 def relative_rmse(pred: Any, true: Any) -> float:
-    """``sqrt(mean((pred - true)^2) / mean(true^2))``, the seed's measure of a surrogate."""
+    """``sqrt(mean((pred - true)^2) / mean(true^2))``, the paper's measure of a surrogate."""
     import numpy as np
 
     pred, true = np.asarray(pred), np.asarray(true)

@@ -2,10 +2,10 @@
 
 ``uqmcmc compare`` (:func:`uqmcmc.workflows.run_compare`) runs these stages; here each one is a
 visible library call you can change: the exact reference chain, an exact-ΔS MALA control that
-also tunes the step size, seed 1's training set, two UQ backends trained on grad S, for each
-backend MALA chains with {mean, draws} x {no penalty, Ceperley-Dewing}, one chain set per fixed
-ensemble member / posterior draw (observable-level error bars), the comparison with the exact
-chain, exact-identity checks, plots and an HTML/Markdown report.
+also tunes the step size, Tzivrailis et al.'s training set, two UQ backends trained on grad S,
+for each backend MALA chains with {mean, draws} x {no penalty, Ceperley-Dewing}, one chain set
+per fixed ensemble member / posterior draw (observable-level error bars), the comparison with
+the exact chain, exact-identity checks, plots and an HTML/Markdown report.
 
 The full run uses beta = 0.5, where MALA mixes fast: at beta = 0.7 (the ``uqmcmc compare``
 default) 16 chains x 3000 steps left even the exact-ΔS control failing its distribution test,
@@ -17,21 +17,20 @@ Run ``python examples/compare_backends.py`` (full, several minutes) or with ``--
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from _common import Example
 
 from uqmcmc import diagnostics
-from uqmcmc.workflows import format_comparison, per_draw_algorithm
 from uqmcmc.mcmc import ExactDelta, GradientDelta, mala, run_chains, split_batched
 from uqmcmc.nets import RCNN
-from uqmcmc.workflows import run_exact
 from uqmcmc.targets import Phi4
 from uqmcmc.uq import calibration
 from uqmcmc.uq.data import make_dataset
 from uqmcmc.uq.ensemble import DeepEnsemble
+from uqmcmc.uq.fixed import draw_ids
 from uqmcmc.uq.last_layer import BayesianLastLayer
 from uqmcmc.uq.training import cosine_adam
+from uqmcmc.workflows import format_comparison, per_draw_algorithm, run_exact
 
 #: Acceptance rule of the penalised chains: the known-variance rule for the deterministic
 #: mean (variance propagated from the backend), the estimated-variance rule for draws.
@@ -67,7 +66,7 @@ def main() -> None:
     step_size = float(runs["exact-mala"]["posterior"].attrs["step_size"])
     ex.log(f"exact-ΔS MALA control done, step size {step_size:.4f}")
 
-    # 3. Seed 1's training set: decorrelated exact-chain fields labelled with grad S.
+    # 3. Tzivrailis et al.'s training set: decorrelated exact-chain fields labelled with grad S.
     data = make_dataset(target, k_data, n_train + n_test, n_test=n_test)
 
     # 4. Two backends behind one protocol (predict_mean_var, predict_draws).
@@ -106,21 +105,18 @@ def main() -> None:
                 )  # fmt: skip
         # 6. Observable-level error bars: one chain set per fixed draw of the backend (a member
         #    or a posterior sample, FixedDraw), all n_fixed sets stepped together under vmap.
-        #    A backend with a finite set of members (predict_member) is indexed by member;
-        #    any other draws are named by PRNG keys (FixedDraw says how).
-        if hasattr(backend, "predict_member"):
-            draws = jnp.arange(n_fixed)
-        else:
-            draws = jax.random.split(jax.random.fold_in(k_draw, i), n_fixed)
+        #    draw_ids names them: member indices for an ensemble, PRNG keys otherwise.
+        draws = draw_ids(backend, jax.random.fold_in(k_draw, i), n_fixed)
+        k = int(jax.tree.leaves(draws)[0].shape[0])
         alg = per_draw_algorithm(
             backend, draws, lambda fixed: mala(GradientDelta(fixed), step_size, "none")
         )
         per_draw = run_chains(
             alg, jax.random.fold_in(k_draw, 100 + i),
-            jax.random.normal(jax.random.fold_in(k_draw, 200 + i), (member_chains, n_fixed, L, L)),
+            jax.random.normal(jax.random.fold_in(k_draw, 200 + i), (member_chains, k, L, L)),
             member_steps, warmup=warmup, thin=thin, target=target, progress=False,
         )  # fmt: skip
-        members[name] = split_batched(per_draw, [{"draw": k} for k in range(n_fixed)])
+        members[name] = split_batched(per_draw, [{"draw": d} for d in range(k)])
         ex.log(f"{name}: 4 surrogate runs and {n_fixed} fixed-draw chain sets done")
 
     # 7. Diagnostics: every run against the exact chain; the spread across fixed draws; exact

@@ -20,8 +20,8 @@ from _common import Example, fmt
 from flax import nnx
 from matplotlib.figure import Figure
 
-from uqmcmc.diagnostics import compare_to_exact, plot_forest, summary
-from uqmcmc.mcmc import EnergyDelta, ExactDelta, check_noise, rmh, run_chains
+from uqmcmc.diagnostics import check_noise, compare_to_exact, plot_forest, summary
+from uqmcmc.mcmc import EnergyDelta, ExactDelta, rmh, run_chains
 from uqmcmc.uq.ensemble import DeepEnsemble
 from uqmcmc.uq.training import cosine_adam
 

@@ -1,11 +1,12 @@
 """Many predictions of one component of grad S for a fixed field: is the noise Gaussian?
 
-Seed 1, Fig. 6 looks at 1000 predictions of one component of grad S for one configuration;
-the Ceperley-Dewing penalty is exact only if that noise is Gaussian, and seed 2 warns of heavy
-tails. Here the predictions come from four UQ backends trained on the same data: the members
-of a deep ensemble, MC-dropout masks, posterior draws of a NumPyro BNN (mean-field SVI) and
-weight draws of a Bayesian last layer (Gaussian by construction: the control). Each panel pair
-is a histogram against the Gaussian of the same mean and variance, and a normal QQ plot.
+Tzivrailis et al. (arXiv:2506.14594), Fig. 6, look at 1000 predictions of one component of grad S
+for one configuration; the Ceperley-Dewing penalty is exact only if that noise is Gaussian, and
+Kawasaki (2024) warns of heavy tails. Here the predictions come from four UQ backends trained
+on the same data: the members of a deep ensemble, MC-dropout masks, posterior draws of a
+NumPyro BNN (mean-field SVI) and weight draws of a Bayesian last layer (Gaussian by
+construction: the control). Each panel pair is a histogram against the Gaussian of the same
+mean and variance, and a normal QQ plot.
 
 Run ``python examples/prediction_noise.py`` (full, a few minutes) or with ``--smoke``.
 """
@@ -119,7 +120,7 @@ def main() -> None:
         as the control for the shape, not for the width: its draws hold only the last layer's
         weight uncertainty, and a truth many sd away means an over-confident backend. An
         excess kurtosis well above 0 or a small Shapiro-Wilk p-value for the
-        others means heavier tails or skew than the penalty assumes (seed 2's warning),
+        others means heavier tails or skew than the penalty assumes (Kawasaki's (2024) warning),
         though a few dozen ensemble members resolve the shape only coarsely. Where the noise is not
         Gaussian, check the chains against the exact one (naive_vs_penalty.py,
         compare_backends.py) instead of trusting the penalty.""",

@@ -22,8 +22,11 @@ def phi4_reference():
 #: ``slow`` like the long tests, so ``pytest -m "not slow"`` is the fast subset.
 SLOW_DOCTESTS = {
     "run_compare",
+    "write_compare_report",
+    "rule_pair",
+    "member_runs",
+    "exact_mala",
     "per_draw_algorithm",
-    "fit_backend",
     "main",
     "make_dataset",
     "train_members",
@@ -36,7 +39,27 @@ SLOW_DOCTESTS = {
 }
 
 
+#: Module-scoped fixtures that run chains or train networks for tens of seconds: every test of
+#: that module using one is ``slow`` (the cost would otherwise land on the first fast test).
+SLOW_FIXTURES = {
+    "test_examples.py": "smoke_runs",
+    "test_compare_workflow.py": "quick_report",
+    "test_reference_chains.py": "chains",
+    "test_bench.py": "smoke",
+    "test_uq_gap.py": "backends",
+    "test_rcnn_phi4.py": "ensemble",
+    "test_bnn.py": "linear_nuts",
+    "test_exact_comparison.py": "phi4_runs",
+    "test_deep_kernel.py": "fitted_1d",
+    "test_dropout.py": "mc",
+    "test_identities.py": "phi4_table",
+}
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if isinstance(item, DoctestItem) and item.name.rsplit(".", 1)[-1] in SLOW_DOCTESTS:
+        if isinstance(item, DoctestItem):
+            if item.name.rsplit(".", 1)[-1] in SLOW_DOCTESTS:
+                item.add_marker(pytest.mark.slow)
+        elif SLOW_FIXTURES.get(item.path.name) in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.slow)

@@ -8,6 +8,7 @@ the functions here, so both work.
 
 from __future__ import annotations
 
+import copy
 import json
 import warnings
 from collections.abc import Mapping
@@ -90,8 +91,11 @@ def attrs(idata) -> dict[str, Any]:
     return dict(group(idata, "posterior").attrs)
 
 
-def save(idata, path) -> None:
-    """Write to netCDF."""
+def save(idata, path, *, drop: tuple[str, ...] = ()) -> None:
+    """Write to netCDF; ``drop`` names posterior variables to leave out of the file (e.g. whole
+    fields), without changing ``idata``."""
+    if drop:
+        idata = drop_posterior_vars(copy.deepcopy(idata), drop)
     idata.to_netcdf(str(path))
 
 

@@ -52,7 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     cmp.add_argument("--g", type=_finite_float, help="quartic coupling (default 1)")
     cmp.add_argument(
         "--backends",
-        help="comma-separated subset of: " + ",".join(BACKENDS) + " (default all)",
+        help="comma-separated backend names (default: " + ",".join(BACKENDS) + "; also any "
+        "backend registered through the 'uqmcmc.backends' entry points)",
     )
     cmp.add_argument("--steps", type=int, help="MALA steps per surrogate chain (default 6000)")
     cmp.add_argument("--chains", type=int, help="chains per run (default 16)")

@@ -1,11 +1,24 @@
 import blackjax
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from uqmcmc import _arviz
-from uqmcmc.mcmc import checkerboard, run_chains
-from uqmcmc.mcmc.driver import _chunks
+from uqmcmc.mcmc import (
+    BatchedAlgorithm,
+    CeperleyDewing,
+    NoisyOracle,
+    Switch,
+    batch_size,
+    batched,
+    checkerboard,
+    mala,
+    rmh,
+    run_chains,
+)
+from uqmcmc.mcmc.adaptation import dual_averaging, fixed_step_size
+from uqmcmc.mcmc.sampling_loop import chunk_sizes
 from uqmcmc.targets import Gaussian, Phi4, logdensity_fn
 
 
@@ -116,6 +129,85 @@ def test_tuning_arguments(gaussian):
 
 
 def test_chunks():
-    assert _chunks(0, 5) == []
-    assert _chunks(10, 3) == [4, 4, 2]
-    assert sum(_chunks(1001, 20)) == 1001
+    assert chunk_sizes(0, 5) == []
+    assert chunk_sizes(10, 3) == [4, 4, 2]
+    assert sum(chunk_sizes(1001, 20)) == 1001
+
+
+# -- the algorithm's forms ---------------------------------------------------------------------
+def _posterior(idata, name="x"):
+    return _arviz.group(idata, "posterior")[name].values
+
+
+def test_batched_algorithm_is_recognised_by_type(gaussian):
+    est = NoisyOracle(gaussian, 1.0)
+    pair = batched(jnp.array([False, True]), lambda on: rmh(est, 0.5, Switch(CeperleyDewing(), on)))
+    assert isinstance(pair, BatchedAlgorithm) and batch_size(pair) == 2
+    assert batch_size(rmh(est, 0.5)) is None
+    # the variant count is a field of the algorithm, not of its step: a jitted step keeps it
+    jitted = pair._replace(step=jax.jit(pair.step))
+    idata = run_chains(jitted, 0, jnp.zeros((3, 2, 2)), 20, num_chunks=1, progress=False)
+    assert _posterior(idata).shape == (3, 20, 2, 2)  # chain, draw, variant, coordinate
+    assert _arviz.group(idata, "posterior")["x"].dims[2] == "variant"
+    penalty = _arviz.group(idata, "sample_stats")["penalty"].values
+    assert penalty.shape == (3, 20, 2) and np.all(penalty[..., 0] == 0)
+    np.testing.assert_allclose(penalty[..., 1], 0.5)
+
+
+def test_plain_algorithm_with_a_jitted_step_runs_as_one_configuration(gaussian):
+    alg = rmh(NoisyOracle(gaussian, 0.5), 0.5)
+    jitted = blackjax.base.SamplingAlgorithm(alg.init, jax.jit(alg.step))
+    idata = run_chains(jitted, 1, jnp.zeros((4, 2)), 30, num_chunks=1, progress=False)
+    assert _posterior(idata).shape == (4, 30, 2)  # (2,) is one configuration, no variants
+    assert "variant" not in _arviz.group(idata, "posterior")["x"].dims
+    assert _arviz.group(idata, "sample_stats")["penalty"].shape == (4, 30)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["plain", "batched"])
+def test_a_jitted_step_gives_the_same_chains(gaussian, kind):
+    est = NoisyOracle(gaussian, 1.0)
+    if kind == "plain":
+        alg, x0 = mala(est, 0.1), jnp.zeros((4, 2))
+    else:
+        alg = batched(
+            jnp.array([False, True]), lambda on: mala(est, 0.1, Switch(CeperleyDewing(), on))
+        )
+        x0 = jnp.zeros((4, 2, 2))
+    jitted = alg._replace(step=jax.jit(alg.step))
+    runs = [run_chains(a, 1, x0, 30, warmup=5, progress=False) for a in (alg, jitted)]
+    np.testing.assert_allclose(_posterior(runs[0]), _posterior(runs[1]), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_tuning_a_batched_factory_gives_one_step_size(gaussian):
+    est = NoisyOracle(gaussian, 1.0)
+
+    def pair(eps):
+        return batched(
+            jnp.array([False, True]), lambda on: mala(est, eps, Switch(CeperleyDewing(), on))
+        )
+
+    idata = run_chains(
+        pair, 2, jnp.zeros((4, 2, 2)), 20, warmup=40, step_size=0.05, target_acceptance=0.5,
+        progress=False,
+    )  # fmt: skip
+    assert isinstance(_arviz.attrs(idata)["step_size"], float)
+    assert _posterior(idata).shape == (4, 20, 2, 2)
+
+
+def test_not_an_algorithm():
+    with pytest.raises(TypeError, match="SamplingAlgorithm or a function"):
+        run_chains(object(), 0, jnp.zeros((2, 2)), 5, progress=False)
+
+
+def test_adaptations():
+    fixed = fixed_step_size(jnp.asarray(0.25))
+    assert not fixed.tunes and fixed.update is None
+    assert float(fixed.final(fixed.init(jnp.asarray(0.25)))) == 0.25
+    tuned = dual_averaging(0.6)
+    assert tuned.tunes
+    state = tuned.init(jnp.asarray(0.25))
+    assert float(tuned.current(state)) == pytest.approx(0.25, rel=1e-6)
+    with pytest.raises(ValueError, match="target_acceptance"):
+        dual_averaging(1.5)

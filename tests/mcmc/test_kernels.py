@@ -1,4 +1,5 @@
-"""rmh and mala: BlackJAX's distributions with the exact estimator, drivers, compilation, errors."""
+"""rmh and mala: BlackJAX's distributions with the exact estimator, drivers, compilation, errors,
+and BlackJAX's access pattern (``mala(...)``, ``mala.init``, ``mala.build_kernel``)."""
 
 import blackjax
 import jax
@@ -16,16 +17,18 @@ from _standins import (
 from blackjax.util import run_inference_algorithm
 
 from uqmcmc import _arviz
+from uqmcmc.diagnostics.noise import check_noise
 from uqmcmc.mcmc import (
     EnergyDelta,
     ExactDelta,
     GradientDelta,
     NoisyOracle,
-    check_noise,
+    checkerboard,
     mala,
     rmh,
     run_chains,
 )
+from uqmcmc.mcmc import metropolis as metropolis_module
 from uqmcmc.mcmc.estimators import standard_normal
 from uqmcmc.targets import DoubleWell, Gaussian, Phi4, logdensity_fn
 
@@ -272,3 +275,59 @@ def test_invalid_arguments(kernel):
         kernel(est, 0.1).init(jnp.zeros(3))
     with pytest.raises(TypeError, match="estimator"):
         kernel(GAUSS, 0.1)
+
+
+# -- BlackJAX's access pattern ---------------------------------------------------------------
+@pytest.mark.parametrize("name", ["rmh", "mala"])
+def test_callable_with_init_and_build_kernel(name):
+    import importlib
+    import sys
+
+    api = {"rmh": rmh, "mala": mala}[name]
+    module = sys.modules[f"uqmcmc.mcmc.{name}"]
+    assert importlib.import_module(f"uqmcmc.mcmc.{name}") is module  # the module stays importable
+    assert api.init is module.init and api.build_kernel is module.build_kernel
+    assert api.as_top_level_api is module.as_top_level_api  # other names are forwarded
+    est, key, eps = NoisyOracle(GAUSS, 0.5), jax.random.key(3), 0.2
+    alg = api(est, eps, "ceperley-dewing")
+    by_alg = jax.jit(alg.step)(key, alg.init(jnp.zeros(2)))
+    kernel = jax.jit(api.build_kernel("ceperley-dewing"), static_argnums=2)
+    by_kernel = kernel(key, api.init(jnp.zeros(2), est), est, eps)
+    for a, b in zip(jax.tree.leaves(by_alg), jax.tree.leaves(by_kernel), strict=True):
+        np.testing.assert_array_equal(a, b)  # the same kernel: the same numbers
+    assert repr(api).startswith(f"<SamplingAPI of uqmcmc.mcmc.{name}")
+
+
+def test_import_as_gives_the_api_and_checkerboard_has_the_pattern():
+    import uqmcmc.mcmc.mala as m
+
+    assert m is mala and m.init is mala.init and callable(m)
+    state = checkerboard.init(jnp.zeros((4, 4)), PHI4)
+    new, info = jax.jit(checkerboard.build_kernel(PHI4))(jax.random.key(0), state, 0.5)
+    assert new.position.shape == (4, 4) and 0 <= float(info.acceptance_rate) <= 1
+
+
+def test_build_kernel_takes_n_draws_for_the_estimated_rule():
+    est = NoisyOracle(GAUSS, 0.5, n_draws=4)
+    kernel = mala.build_kernel("ceperley-dewing-estimated", n_draws=4)
+    _, info = kernel(jax.random.key(0), mala.init(jnp.zeros(2), est), est, 0.1)
+    assert bool(info.penalty > 0) and not bool(info.out_of_range)
+    with pytest.raises(ValueError, match="needs a sample variance"):
+        rmh.build_kernel("ceperley-dewing-estimated")
+
+
+@pytest.mark.parametrize("kernel", [rmh, mala], ids=["rmh", "mala"])
+def test_the_rule_is_resolved_once_at_construction(kernel, monkeypatch):
+    est = NoisyOracle(GAUSS, 0.5, n_draws=4)
+    calls = []
+    resolve = metropolis_module.as_penalty
+
+    def counting(*args):
+        calls.append(args)
+        return resolve(*args)
+
+    monkeypatch.setattr(metropolis_module, "as_penalty", counting)
+    alg = kernel(est, 0.1, "ceperley-dewing-estimated")
+    assert calls == [("ceperley-dewing-estimated", 4)]
+    jax.jit(alg.step)(jax.random.key(0), alg.init(jnp.zeros(2)))  # tracing resolves nothing
+    assert len(calls) == 1

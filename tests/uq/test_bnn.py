@@ -12,7 +12,8 @@ from flax import nnx
 from uqmcmc import _arviz
 from uqmcmc.nets import MLP, RCNN, EnergyNet
 from uqmcmc.targets import Phi4
-from uqmcmc.uq.bnn import NumPyroBNN, flat_params
+from uqmcmc.uq.bnn import NumPyroBNN
+from uqmcmc.uq.flat import flat_params
 
 NOISE = 0.5
 

@@ -14,17 +14,19 @@ from flax import nnx
 from uqmcmc import _arviz
 from uqmcmc.nets import MLP, RCNN, EnergyNet
 from uqmcmc.targets import Phi4
-from uqmcmc.uq import deep_kernel as dk
-from uqmcmc.uq.deep_kernel import DeepKernelRegression, GPParams, Obs
+from uqmcmc.uq import gp
+from uqmcmc.uq import random_features as rff
+from uqmcmc.uq.deep_kernel import DeepKernelRegression
+from uqmcmc.uq.gp import GPParams, Obs
 
 #: the feature count of predict_draws unless a user asks for another
 DEFAULT_RFF = inspect.signature(DeepKernelRegression).parameters["rff_features"].default
 
 # the GP core, compiled once per kernel (eager evaluation compiles every operation)
-collapsed = jax.jit(dk._collapsed, static_argnums=0)
-predict = jax.jit(dk._predict, static_argnums=0)
+collapsed = jax.jit(gp._collapsed, static_argnums=0)
+predict = jax.jit(gp._predict, static_argnums=0)
 draws_fn = jax.jit(
-    jax.vmap(dk._draw, in_axes=(None, None, None, None, None, 0)), static_argnums=(0, 1)
+    jax.vmap(rff._draw, in_axes=(None, None, None, None, None, 0)), static_argnums=(0, 1)
 )
 
 
@@ -38,7 +40,7 @@ def exact_gp(kernel, p, train: Obs, r, test: Obs):
 
     def cov(a: Obs, b: Obs):
         fa, fb = (np.asarray(o.groups, float).reshape(-1, o.groups.shape[-1]) for o in (a, b))
-        k = np.asarray(dk.kernel_matrix(kernel, p, jnp.asarray(fa), jnp.asarray(fb)), float)
+        k = np.asarray(gp.kernel_matrix(kernel, p, jnp.asarray(fa), jnp.asarray(fb)), float)
         k = k.reshape(*a.groups.shape[:2], *b.groups.shape[:2])
         return np.einsum("ij,ijkl,kl->ik", np.asarray(a.weights), k, np.asarray(b.weights))
 
@@ -63,7 +65,7 @@ def test_sparse_gp_with_inducing_inputs_at_the_data_is_the_exact_gp(kernel, site
     z = train.groups.reshape(-1, 2)
     p = GPParams(jnp.log(jnp.array([1.3, 0.8])), jnp.log(1.5), jnp.log(0.2), z)
     bound, post = collapsed(kernel, p, train, jnp.asarray(r, jnp.float32))
-    post = dk._invert(post)
+    post = gp._invert(post)
     log_ml, mean, cov = exact_gp(kernel, p, train, r, test)
     assert float(bound) * 12 == pytest.approx(log_ml, abs=0.05)
     m, v = predict(kernel, p, post, test)
@@ -87,7 +89,7 @@ def test_pathwise_draws_have_the_posterior_covariance(kernel):
     train = random_obs(jax.random.key(3), 30, 1)
     r = jnp.sin(2 * train.groups[:, 0, 0])
     p = GPParams(jnp.zeros(2), jnp.asarray(0.0), jnp.log(0.05), train.groups[::3, 0])
-    post = dk._invert(collapsed(kernel, p, train, r)[1])
+    post = gp._invert(collapsed(kernel, p, train, r)[1])
     pts = jnp.array([[0.0, 0.0], [0.1, 0.05], [3.0, -2.0]])[:, None, :]
     test = Obs(pts, jnp.ones((3, 1)))
     keys = jax.random.split(jax.random.key(4), 3000)
@@ -115,7 +117,7 @@ def test_fast_cosine_and_sine_are_accurate_over_a_wide_range():
         jax.random.uniform(k2, (10000,), minval=-1e4, maxval=1e4),
     ])  # fmt: skip
     xd = np.asarray(x, float)
-    cos, sin = (np.asarray(v, float) for v in jax.jit(dk._cos_sin)(x))
+    cos, sin = (np.asarray(v, float) for v in jax.jit(rff._cos_sin)(x))
     assert np.abs(cos - np.cos(xd)).max() < 1e-6
     assert np.abs(sin - np.sin(xd)).max() < 1e-6
 

@@ -5,7 +5,8 @@ One module per concept: :mod:`~uqmcmc.diagnostics.runs` (reading runs, run stati
 :mod:`~uqmcmc.diagnostics.estimates` (an observable with its error),
 :mod:`~uqmcmc.diagnostics.hypothesis` (z-tests, Holm, the block KS test),
 :mod:`~uqmcmc.diagnostics.exact_comparison`, :mod:`~uqmcmc.diagnostics.epistemic`,
-:mod:`~uqmcmc.diagnostics.identities`, :mod:`~uqmcmc.diagnostics.plots` and
+:mod:`~uqmcmc.diagnostics.identities`, :mod:`~uqmcmc.diagnostics.noise`,
+:mod:`~uqmcmc.diagnostics.plots` and
 :mod:`~uqmcmc.diagnostics.report`.
 """
 
@@ -15,6 +16,7 @@ from uqmcmc.diagnostics.estimates import estimate
 from uqmcmc.diagnostics.exact_comparison import compare_to_exact
 from uqmcmc.diagnostics.hypothesis import holm, ks_test
 from uqmcmc.diagnostics.identities import IDENTITIES, check_identities, stein_terms
+from uqmcmc.diagnostics.noise import check_noise
 from uqmcmc.diagnostics.plots import (
     plot_acceptance,
     plot_calibration,
@@ -31,6 +33,7 @@ __all__ = [
     "IDENTITIES",
     "Section",
     "check_identities",
+    "check_noise",
     "compare_to_exact",
     "epistemic_spread",
     "estimate",

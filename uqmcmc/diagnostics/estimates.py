@@ -53,7 +53,14 @@ def estimate(idata, name: str) -> dict[str, float]:
 
 
 def estimate_from(posterior, attrs, name: str) -> dict[str, Any]:
-    """:func:`estimate` from the posterior arrays and attrs of a run."""
+    """:func:`estimate` from the posterior arrays and attrs of a run.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> estimate_from({"x": np.ones((2, 50))}, {}, "x")["mean"]
+    1.0
+    """
     x = component(posterior, name)
     if x is not None:
         return {**_arviz.summarize(x), "method": "mcse"}

@@ -13,7 +13,7 @@ import pandas as pd
 from uqmcmc import _arviz
 from uqmcmc._validation import probability
 from uqmcmc.diagnostics.estimates import estimate_from, reference_values
-from uqmcmc.diagnostics.hypothesis import holm, ks_test, z_and_p
+from uqmcmc.diagnostics.hypothesis import holm, ks_test, minimal_detectable_bias, z_and_p
 from uqmcmc.diagnostics.runs import (
     available,
     check_runs,
@@ -34,7 +34,15 @@ _ESS_LIMIT = 100.0
 def resolve_observables(runs: Mapping[str, Any], exact, observables) -> list[str]:
     """The observables to compare: ``observables`` if given, else the run's target's
     ``compared_observables`` that every run and the reference have, else every scalar series
-    they share."""
+    they share.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> run = _arviz.make_idata({"x": np.zeros((2, 5)), "y": np.zeros((2, 5))})
+    >>> resolve_observables({"a": run}, {"x": 0.0}, None)
+    ['x']
+    """
     if observables is not None:
         if isinstance(observables, str):
             raise ValueError(f"observables must be a list of names, got the string {observables!r}")
@@ -65,6 +73,18 @@ def _flags(est: Mapping[str, float]) -> str:
     return ";".join(flags)
 
 
+def _verdict(row: Mapping[str, Any], tolerance: float | None) -> str:
+    if row["pass"] is None:
+        return "no test"
+    if not row["pass"]:
+        return "biased"
+    if row["flags"] or not math.isfinite(row["mdb"]):
+        return "underpowered"
+    if tolerance is not None and row["mdb"] > tolerance:
+        return "underpowered"
+    return f"consistent (would detect >= {row['mdb']:.2g})"
+
+
 def compare_to_exact(
     runs: Mapping[str, Any],
     exact,
@@ -72,6 +92,8 @@ def compare_to_exact(
     observables: Sequence[str] | None = None,
     distributions: Sequence[str] | None = None,
     level: float = 0.05,
+    power: float = 0.8,
+    tolerance: Mapping[str, float] | None = None,
 ) -> pd.DataFrame:
     """Compare every run with the exact chain, observable by observable.
 
@@ -87,7 +109,15 @@ def compare_to_exact(
     test per distribution) form one family, and Holm's step-down correction keeps the chance of
     failing an unbiased run below ``level`` whatever the correlations between observables. A
     row passes when its smallest Holm-adjusted p-value (``p_holm``) exceeds ``level``; a run
-    passes when all its rows do.
+    passes when all its rows do. ``p_holm_all`` and ``pass_all`` apply the same correction
+    over every test of every run in the table (the family-wise level of a whole report).
+
+    Power, not only pass/fail: ``mdb`` is the minimal detectable bias of the row's z-test, the
+    smallest true bias it detects with probability ``power`` at the run's Bonferroni level
+    ``level / n_tests`` (:func:`~uqmcmc.diagnostics.hypothesis.minimal_detectable_bias`). A
+    passing row is "consistent" only up to that size: ``verdict`` reads ``"biased"``,
+    ``"consistent (would detect >= <mdb>)"`` or ``"underpowered"`` — when the error bar itself
+    is unreliable (a ``flags`` entry) or ``mdb`` exceeds the observable's ``tolerance``.
 
     Parameters
     ----------
@@ -108,6 +138,11 @@ def compare_to_exact(
         the target's ``distribution_observables`` (φ⁴: ``abs_m``, ``action_density``).
     level
         Family-wise significance level per run, strictly between 0 and 1.
+    power
+        Detection probability that defines ``mdb``, strictly between 0 and 1.
+    tolerance
+        Optional observable -> the smallest bias that matters: a passing row whose ``mdb`` is
+        larger is ``"underpowered"``.
 
     Returns
     -------
@@ -116,8 +151,8 @@ def compare_to_exact(
         ``jackknife``), ``mean``, ``mcse``, ``sd``, ``ess_bulk``, ``ess_tail``, ``r_hat``,
         ``exact``, ``exact_err``, ``bias``, ``bias_err``, ``z``, ``p_value``, ``dist_stat``
         (KS ``D``), ``dist_p``, ``p_holm``, ``pass``, ``flags`` (``r_hat>1.01``,
-        ``ess_bulk<100``), then the :func:`run_stats` columns. ``df.attrs`` records the level and
-        the methods.
+        ``ess_bulk<100``), ``mdb``, ``verdict``, ``p_holm_all``, ``pass_all``, then the
+        :func:`run_stats` columns. ``df.attrs`` records the level, the power and the methods.
 
     Examples
     --------
@@ -130,9 +165,13 @@ def compare_to_exact(
     >>> table = compare_to_exact(runs, exact, distributions=["x"])
     >>> table.set_index("run")["pass"].to_dict()
     {'good': True, 'bad': False}
+    >>> table.set_index("run")["verdict"].to_dict()
+    {'good': 'consistent (would detect >= 0.068)', 'bad': 'biased'}
     """
     check_runs(runs)
     level = probability("level", level)
+    power = probability("power", power)
+    tolerance = dict(tolerance or {})
     names = resolve_observables(runs, exact, observables)
     if not names:
         raise ValueError("observables: no observable is shared by the runs and the reference")
@@ -182,19 +221,34 @@ def compare_to_exact(
             )
         p_all = np.array([[r["p_value"], r["dist_p"]] for r in run_rows]).ravel()
         adj = holm(p_all).reshape(-1, 2)
+        n_tests = max(1, int(np.isfinite(p_all).sum()))
         for r, a in zip(run_rows, adj, strict=True):
             r["p_holm"] = float(np.nanmin(a)) if np.isfinite(a).any() else float("nan")
             r["pass"] = bool(r["p_holm"] > level) if math.isfinite(r["p_holm"]) else None
+            r["mdb"] = float(minimal_detectable_bias(r["bias_err"], level, n_tests, power))
+            r["verdict"] = _verdict(r, tolerance.get(r["observable"]))
         rows.extend(run_rows)
 
+    p_every = np.array([[r["p_value"], r["dist_p"]] for r in rows]).ravel()
+    for r, a in zip(rows, holm(p_every).reshape(-1, 2), strict=True):
+        r["p_holm_all"] = float(np.nanmin(a)) if np.isfinite(a).any() else float("nan")
+        r["pass_all"] = bool(r["p_holm_all"] > level) if math.isfinite(r["p_holm_all"]) else None
     table = pd.DataFrame(rows)
     first = ["run", "observable", "method", "mean", "mcse", "sd", "ess_bulk", "ess_tail", "r_hat"]
     first += ["exact", "exact_err", "bias", "bias_err", "z", "p_value", "dist_stat", "dist_p"]
-    first += ["p_holm", "pass", "flags"]
+    first += ["p_holm", "pass", "flags", "mdb", "verdict", "p_holm_all", "pass_all"]
     table = table[first + [c for c in table.columns if c not in first]]
     table.attrs.update(
         level=level,
-        multiple_comparisons="Holm step-down over all tests of one run",
+        power=power,
+        multiple_comparisons=(
+            "Holm step-down over all tests of one run (p_holm, pass) and over every test of "
+            "the table (p_holm_all, pass_all)"
+        ),
+        mdb=(
+            "minimal detectable bias: the bias the z-test detects with the stated power at the "
+            "run's Bonferroni level"
+        ),
         error="ArviZ ESS-aware MCSE; block jackknife for derived quantities",
         distribution_test=(
             "two-sample KS, p by permuting blocks that span the same number (at most 20) of "

@@ -1,5 +1,5 @@
-"""Hypothesis tests on autocorrelated chains: z-tests, Holm's correction and a block-permutation
-two-sample Kolmogorov–Smirnov test."""
+"""Hypothesis tests on autocorrelated chains: z-tests, Holm's correction, a block-permutation
+two-sample Kolmogorov–Smirnov test, and the power of a z-test (its minimal detectable bias)."""
 
 from __future__ import annotations
 
@@ -12,11 +12,26 @@ from scipy import stats as sps
 from uqmcmc import _arviz
 from uqmcmc._validation import positive, positive_int
 
-__all__ = ["autocorrelation_time", "holm", "ks_test", "matched_blocks", "z_and_p"]
+__all__ = [
+    "autocorrelation_time",
+    "detection_power",
+    "holm",
+    "ks_test",
+    "matched_blocks",
+    "minimal_detectable_bias",
+    "z_and_p",
+]
 
 
 def autocorrelation_time(x: np.ndarray) -> float:
-    """Integrated autocorrelation time ``draws / ESS`` (smaller of bulk and tail ESS)."""
+    """Integrated autocorrelation time ``draws / ESS`` (smaller of bulk and tail ESS).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> round(autocorrelation_time(rng.normal(size=(4, 1000))))  # independent draws
+    1
+    """
     return x.size / min(_arviz.ess(x, "bulk"), _arviz.ess(x, "tail"), float(x.size))
 
 
@@ -32,6 +47,13 @@ def matched_blocks(samples: Sequence[np.ndarray], block_factor: float) -> list[n
     are dropped from the start of each chain.
 
     Returns the blocks of each sample, shape ``(chain * blocks, length)``.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> fast, slow = rng.normal(size=(2, 400)), np.repeat(rng.normal(size=(2, 40)), 10, axis=1)
+    >>> [b.shape for b in matched_blocks([fast, slow], block_factor=20.0)]  # fewer, longer
+    [(72, 11), (4, 200)]
     """
     lengths = [a.shape[1] / autocorrelation_time(a) for a in samples]
     shortest = min(lengths)
@@ -175,3 +197,43 @@ def holm(p: np.ndarray) -> np.ndarray:
     adj = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order]))
     out[order] = adj
     return out
+
+
+def minimal_detectable_bias(
+    bias_err: float | np.ndarray, level: float = 0.05, n_tests: int = 1, power: float = 0.8
+) -> float | np.ndarray:
+    """Smallest bias a two-sided z-test detects with probability ``power``.
+
+    The test rejects when ``|bias / bias_err| > z_c`` with ``z_c = Phi^-1(1 - level / (2
+    n_tests))`` (Bonferroni: the first and strictest step of Holm's correction over
+    ``n_tests`` tests, so the statement holds for any Holm step). A bias ``b`` is detected with
+    probability ``Phi(b / bias_err - z_c) + Phi(-b / bias_err - z_c)``; ignoring the second,
+    tiny term, ``power`` is reached at ``b = (z_c + Phi^-1(power)) bias_err``.
+
+    Examples
+    --------
+    >>> round(float(minimal_detectable_bias(0.004, 0.05, n_tests=9)), 4)  # sd, 9 tests
+    0.0145
+    >>> round(float(minimal_detectable_bias(1.0)), 3)  # 1.96 + 0.84 standard errors
+    2.802
+    """
+    z_c = sps.norm.isf(level / (2 * n_tests))
+    return (z_c + sps.norm.ppf(power)) * np.asarray(bias_err, dtype=float)
+
+
+def detection_power(
+    bias: float | np.ndarray, bias_err: float | np.ndarray, level: float = 0.05, n_tests: int = 1
+) -> float | np.ndarray:
+    """Probability that the two-sided z-test of :func:`minimal_detectable_bias` detects a true
+    bias ``bias`` measured with standard error ``bias_err``.
+
+    Examples
+    --------
+    >>> round(float(detection_power(2.802, 1.0)), 3)
+    0.8
+    >>> round(float(detection_power(0.0, 1.0)), 3)  # no bias: the false-alarm rate
+    0.05
+    """
+    z_c = sps.norm.isf(level / (2 * n_tests))
+    shift = np.asarray(bias, dtype=float) / np.asarray(bias_err, dtype=float)
+    return sps.norm.cdf(shift - z_c) + sps.norm.cdf(-shift - z_c)

@@ -349,7 +349,7 @@ def plot_predicted_vs_true(
     label: str = "∇S",
     path: str | Path | None = None,
 ) -> Figure:
-    """Predicted against true values per backend (seed 1, Fig. 3), with the relative RMSE.
+    """Predicted against true values per backend (Tzivrailis et al., Fig. 3), with relative RMSE.
 
     Parameters
     ----------

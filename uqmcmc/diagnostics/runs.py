@@ -34,6 +34,14 @@ COUNTED_FLAGS = ("nonfinite", "out_of_range")
 
 
 def is_idata(obj: Any) -> bool:
+    """Whether ``obj`` is ArviZ data with a ``posterior`` group (either ArviZ line).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> is_idata(_arviz.make_idata({"x": np.zeros((2, 3))})), is_idata({"x": 1})
+    (True, False)
+    """
     try:
         return _arviz.has_group(obj, "posterior")
     except (AttributeError, TypeError):
@@ -41,11 +49,29 @@ def is_idata(obj: Any) -> bool:
 
 
 def posterior_arrays(idata) -> dict[str, np.ndarray]:
+    """The ``posterior`` group as a dict of numpy arrays ``(chain, draw, ...)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> posterior_arrays(_arviz.make_idata({"x": np.zeros((2, 3))}))["x"].shape
+    (2, 3)
+    """
     post = _arviz.group(idata, "posterior")
     return {str(k): np.asarray(v) for k, v in post.data_vars.items()}
 
 
 def sample_stats_arrays(idata) -> dict[str, np.ndarray]:
+    """The ``sample_stats`` group as a dict of numpy arrays (empty if the run has none).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> idata = _arviz.make_idata({"x": np.zeros((2, 3))}, {"lp": np.ones((2, 3))})
+    >>> bare = _arviz.make_idata({"x": np.zeros((2, 3))})
+    >>> list(sample_stats_arrays(idata)), sample_stats_arrays(bare)
+    (['lp'], {})
+    """
     if not _arviz.has_group(idata, "sample_stats"):
         return {}
     ss = _arviz.group(idata, "sample_stats")
@@ -53,7 +79,15 @@ def sample_stats_arrays(idata) -> dict[str, np.ndarray]:
 
 
 def component(posterior: Mapping[str, np.ndarray], name: str) -> np.ndarray | None:
-    """The ``(chain, draw)`` series called ``name``: a variable or a component ``G[1]``."""
+    """The ``(chain, draw)`` series called ``name``: a variable or a component ``G[1]``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> post = {"m": np.zeros((2, 5)), "G": np.ones((2, 5, 3))}
+    >>> component(post, "G[1]").shape, component(post, "G") is None, component(post, "G[7]")
+    ((2, 5), True, None)
+    """
     if name in posterior:
         x = posterior[name]
         return x if x.ndim == 2 else None
@@ -69,7 +103,16 @@ def available(
     posterior: Mapping[str, np.ndarray], derived: Mapping[str, Derived] | None = None
 ) -> list[str]:
     """Every scalar series of a posterior, vectors split into components, and the
-    ``derived`` quantities whose inputs it has."""
+    ``derived`` quantities whose inputs it has.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from uqmcmc.targets import traits
+    >>> post = {"abs_m": np.zeros((2, 5)), "m2": np.zeros((2, 5)), "G": np.ones((2, 5, 2))}
+    >>> available(post, traits({"target": "Phi4"}).derived)
+    ['abs_m', 'm2', 'G[0]', 'G[1]', 'chi_abs']
+    """
     names = []
     for name, x in posterior.items():
         if name == "position":
@@ -84,6 +127,16 @@ def available(
 
 
 def check_runs(runs) -> None:
+    """Raise ``ValueError`` unless ``runs`` is a non-empty mapping name -> ArviZ data.
+
+    Examples
+    --------
+    >>> check_runs({"a": _arviz.make_idata({"x": np.zeros((2, 3))})})  # passes silently
+    >>> check_runs({})
+    Traceback (most recent call last):
+        ...
+    ValueError: runs must contain at least one run
+    """
     if not isinstance(runs, Mapping) or is_idata(runs):
         raise ValueError("runs must be a mapping run name -> ArviZ data")
     if not runs:

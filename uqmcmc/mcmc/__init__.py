@@ -1,13 +1,25 @@
-"""Kernels and the chain driver."""
+"""Kernels and the chain driver: one flat public namespace.
 
-from uqmcmc.mcmc.batched import batched, split_batched
-from uqmcmc.mcmc.checkerboard import as_top_level_api as checkerboard
+``rmh``, ``mala`` and ``checkerboard`` follow BlackJAX's access pattern: ``mala(estimator,
+step_size, acceptance)`` builds the algorithm, ``mala.init`` and ``mala.build_kernel`` are the
+low-level pieces (the name is a :class:`~uqmcmc.mcmc._api.SamplingAPI` over the module
+:mod:`uqmcmc.mcmc.mala`, which it shadows in this namespace as ``blackjax.mala`` does).
+
+One home per concept: ``Delta S`` estimators (:mod:`~uqmcmc.mcmc.estimators`), penalties
+(:mod:`~uqmcmc.mcmc.penalties`, with the ``0F1`` series in :mod:`~uqmcmc.mcmc.hyp0f1`), the
+noise-aware Metropolis step and kernel builder (:mod:`~uqmcmc.mcmc.metropolis`), the proposals
+(:mod:`~uqmcmc.mcmc.rmh`, :mod:`~uqmcmc.mcmc.mala`), batched variants
+(:mod:`~uqmcmc.mcmc.batched`) and the driver (:mod:`~uqmcmc.mcmc.driver` over
+:mod:`~uqmcmc.mcmc.sampling_loop`, :mod:`~uqmcmc.mcmc.adaptation`,
+:mod:`~uqmcmc.mcmc.to_arviz`).
+"""
+
+from uqmcmc.mcmc import checkerboard as _checkerboard_module
+from uqmcmc.mcmc import mala as _mala_module
+from uqmcmc.mcmc import rmh as _rmh_module
+from uqmcmc.mcmc._api import SamplingAPI
+from uqmcmc.mcmc.batched import BatchedAlgorithm, batch_size, batched, split_batched
 from uqmcmc.mcmc.driver import run_chains
-
-__all__ = ["batched", "checkerboard", "run_chains", "split_batched"]
-
-from uqmcmc.mcmc import acceptance
-from uqmcmc.mcmc.acceptance import RULES, NoisyInfo, NoisyState, check_noise
 from uqmcmc.mcmc.estimators import (
     QUADRATURE,
     DeltaEstimate,
@@ -16,12 +28,29 @@ from uqmcmc.mcmc.estimators import (
     GradientDelta,
     NoisyOracle,
 )
-from uqmcmc.mcmc.mala import as_top_level_api as mala
-from uqmcmc.mcmc.rmh import as_top_level_api as rmh
+from uqmcmc.mcmc.metropolis import NoisyInfo, NoisyState
+from uqmcmc.mcmc.penalties import (
+    RULES,
+    CeperleyDewing,
+    CeperleyDewingEstimated,
+    NoPenalty,
+    Switch,
+    as_penalty,
+)
 
-__all__ += [
+rmh = SamplingAPI(_rmh_module)
+mala = SamplingAPI(_mala_module)
+checkerboard = SamplingAPI(_checkerboard_module)
+
+__all__ = [
     "rmh",
     "mala",
+    "checkerboard",
+    "run_chains",
+    "batched",
+    "batch_size",
+    "split_batched",
+    "BatchedAlgorithm",
     "ExactDelta",
     "NoisyOracle",
     "EnergyDelta",
@@ -31,6 +60,9 @@ __all__ += [
     "RULES",
     "NoisyState",
     "NoisyInfo",
-    "check_noise",
-    "acceptance",
+    "NoPenalty",
+    "CeperleyDewing",
+    "CeperleyDewingEstimated",
+    "Switch",
+    "as_penalty",
 ]

@@ -1,11 +1,11 @@
 """Several variants of one kernel stepped side by side in ONE compiled program.
 
-``batched(params, make_algorithm)`` is a ``SamplingAlgorithm`` whose position holds one
+``batched(params, make_algorithm)`` is a :class:`BatchedAlgorithm` whose position holds one
 configuration per variant, ``(K, *shape)``, and whose step runs ``make_algorithm(params[k])``
 for every ``k`` under ``jax.vmap``. The variants must share their state structure and differ
 only in traced values: the naive and Ceperley-Dewing rules of one estimator
-(:func:`~uqmcmc.mcmc.acceptance.switch_penalty` over ``[False, True]``), or one chain set per
-fixed ensemble member or posterior draw. :func:`~uqmcmc.mcmc.run_chains` records each
+(:class:`~uqmcmc.mcmc.Switch` over ``on = [False, True]``), or one chain set per fixed ensemble
+member or posterior draw. :func:`~uqmcmc.mcmc.run_chains` recognises the type, records each
 variant's observables and Info fields along a ``variant`` dimension; :func:`split_batched`
 turns the run into one ArviZ data per variant.
 
@@ -16,7 +16,7 @@ Running variants together compiles their step once instead of once per variant, 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
@@ -24,13 +24,43 @@ from blackjax.base import SamplingAlgorithm
 
 from uqmcmc import _arviz
 
-__all__ = ["BATCH_DIM", "batched", "batch_size", "split_batched"]
+__all__ = ["BATCH_DIM", "BatchedAlgorithm", "batched", "batch_size", "split_batched"]
 
 #: Name of the variant dimension in the ArviZ data of a batched run.
 BATCH_DIM = "variant"
 
 
-def batched(params: Any, make_algorithm: Callable[[Any], SamplingAlgorithm]) -> SamplingAlgorithm:
+class BatchedAlgorithm(NamedTuple):
+    """``K`` variants of one algorithm stepped together: BlackJAX's ``init``/``step`` plus ``K``.
+
+    init
+        ``init(position)`` with ``position`` of shape ``(K, *shape)``.
+    step
+        ``step(rng_key, state) -> (state, info)``, every Info field with a leading ``K`` axis.
+    batch_size
+        ``K``, the number of variants (what :func:`~uqmcmc.mcmc.run_chains` reads; wrapping
+        ``step`` in ``jax.jit`` keeps it, as it is a field of the algorithm, not of the step).
+
+    Examples
+    --------
+    >>> import jax, jax.numpy as jnp
+    >>> from uqmcmc.mcmc import ExactDelta, rmh
+    >>> from uqmcmc.targets import Gaussian
+    >>> est = ExactDelta(Gaussian(jnp.zeros(2), jnp.eye(2)))
+    >>> alg = batched(jnp.array([0.1, 1.0]), lambda eps: rmh(est, eps))  # two step sizes
+    >>> isinstance(alg, BatchedAlgorithm), alg.batch_size
+    (True, 2)
+    >>> jitted = alg._replace(step=jax.jit(alg.step))
+    >>> batch_size(jitted), jitted.init(jnp.zeros((2, 2))).position.shape
+    (2, (2, 2))
+    """
+
+    init: Callable[..., Any]
+    step: Callable[[jax.Array, Any], tuple[Any, Any]]
+    batch_size: int
+
+
+def batched(params: Any, make_algorithm: Callable[[Any], SamplingAlgorithm]) -> BatchedAlgorithm:
     """One algorithm stepping ``K`` variants at once, variant ``k`` being
     ``make_algorithm(params[k])`` (``params``: a pytree with leading axis ``K``).
 
@@ -41,12 +71,11 @@ def batched(params: Any, make_algorithm: Callable[[Any], SamplingAlgorithm]) -> 
     The naive and the penalised MALA of one noisy estimator, side by side:
 
     >>> import jax, jax.numpy as jnp
-    >>> from uqmcmc.mcmc import NoisyOracle, mala
-    >>> from uqmcmc.mcmc.acceptance import switch_penalty
+    >>> from uqmcmc.mcmc import CeperleyDewing, NoisyOracle, Switch, mala
     >>> from uqmcmc.targets import Gaussian
     >>> est = NoisyOracle(Gaussian(jnp.zeros(2), jnp.eye(2)), sigma=1.0)
     >>> alg = batched(jnp.array([False, True]),
-    ...               lambda on: mala(est, 0.5, switch_penalty("ceperley-dewing", None, on)))
+    ...               lambda on: mala(est, 0.5, Switch(CeperleyDewing(), on)))
     >>> state, info = jax.jit(alg.step)(jax.random.key(0), alg.init(jnp.zeros((2, 2))))
     >>> state.position.shape, info.penalty.tolist(), batch_size(alg)
     ((2, 2), [0.0, 0.5], 2)
@@ -65,12 +94,11 @@ def batched(params: Any, make_algorithm: Callable[[Any], SamplingAlgorithm]) -> 
         keys = jax.random.split(rng_key, k)
         return jax.vmap(lambda p, key, s: make_algorithm(p).step(key, s))(params, keys, state)
 
-    step.batch_size = k
-    return SamplingAlgorithm(init, step)
+    return BatchedAlgorithm(init, step, k)
 
 
-def batch_size(algorithm: SamplingAlgorithm) -> int | None:
-    """``K`` for an algorithm made by :func:`batched`, else ``None``.
+def batch_size(algorithm: Any) -> int | None:
+    """``K`` for a :class:`BatchedAlgorithm` (made by :func:`batched`), else ``None``.
 
     Examples
     --------
@@ -80,7 +108,7 @@ def batch_size(algorithm: SamplingAlgorithm) -> int | None:
     >>> batch_size(checkerboard(Phi4(4, 0.5, 1.0), 1.0)) is None
     True
     """
-    return getattr(algorithm.step, "batch_size", None)
+    return algorithm.batch_size if isinstance(algorithm, BatchedAlgorithm) else None
 
 
 def split_batched(idata: Any, attrs: Sequence[Mapping[str, Any]]) -> list:
@@ -90,13 +118,12 @@ def split_batched(idata: Any, attrs: Sequence[Mapping[str, Any]]) -> list:
     Examples
     --------
     >>> import jax, jax.numpy as jnp
-    >>> from uqmcmc.mcmc import NoisyOracle, mala, run_chains
-    >>> from uqmcmc.mcmc.acceptance import switch_penalty
+    >>> from uqmcmc.mcmc import CeperleyDewing, NoisyOracle, Switch, mala, run_chains
     >>> from uqmcmc.targets import Gaussian
     >>> target = Gaussian(jnp.zeros(2), jnp.eye(2))
     >>> est = NoisyOracle(target, sigma=1.0)
     >>> alg = batched(jnp.array([False, True]),
-    ...               lambda on: mala(est, 0.5, switch_penalty("ceperley-dewing", None, on)))
+    ...               lambda on: mala(est, 0.5, Switch(CeperleyDewing(), on)))
     >>> idata = run_chains(alg, 0, jnp.zeros((4, 2, 2)), 100, target=target, progress=False)
     >>> naive, cd = split_batched(idata, [{"acceptance": "none"},
     ...                                   {"acceptance": "ceperley-dewing"}])

@@ -1,38 +1,90 @@
-"""Run any BlackJAX ``SamplingAlgorithm`` over many chains and return ArviZ data."""
+"""Run any BlackJAX ``SamplingAlgorithm`` over many chains and return ArviZ data.
+
+:func:`run_chains` checks its arguments, resolves ``algorithm`` (an algorithm, or a function of
+the step size) into one form, and hands over to three pieces: the sampling loop
+(:mod:`uqmcmc.mcmc.sampling_loop`), the step-size adaptation (:mod:`uqmcmc.mcmc.adaptation`)
+and the conversion to ArviZ data (:mod:`uqmcmc.mcmc.to_arviz`).
+"""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
-import blackjax
 import jax
 import jax.numpy as jnp
 import numpy as np
-from tqdm.auto import tqdm
+from blackjax.base import SamplingAlgorithm
 
-from uqmcmc import _arviz
-from uqmcmc._meta import versions
-from uqmcmc._validation import positive, positive_int, probability
-from uqmcmc.mcmc.batched import BATCH_DIM, batch_size
+from uqmcmc._validation import positive, positive_int
+from uqmcmc.mcmc.adaptation import StepSizeAdaptation, dual_averaging, fixed_step_size
+from uqmcmc.mcmc.batched import BatchedAlgorithm, batch_size
+from uqmcmc.mcmc.sampling_loop import Build, LoopConfig, make_recorder, sample_chains
+from uqmcmc.mcmc.to_arviz import run_attrs, to_arviz
 
 __all__ = ["run_chains"]
 
+Algorithm = SamplingAlgorithm | BatchedAlgorithm
 
-def _per_chain_scalars(info: Any, shape: tuple[int, ...]) -> dict[str, jax.Array]:
-    """The fields of an Info NamedTuple that hold one scalar per chain (and per variant of a
-    batched algorithm): those of shape ``shape``."""
-    fields = getattr(info, "_asdict", lambda: {})()
-    return {
-        name: value
-        for name, value in fields.items()
-        if isinstance(value, jax.Array) and value.shape == shape
-    }
+
+class _Resolved(NamedTuple):
+    """``algorithm`` in its one internal form: ``build(step_size) -> algorithm``."""
+
+    build: Build
+    step_size: jax.Array  # the starting (or only) step size; 0 when none was given
+    adaptation: StepSizeAdaptation
+    records_step_size: bool  # a step size was given or tuned: store it in the attrs
+
+
+def _resolve(
+    algorithm: Algorithm | Callable[[Any], Algorithm],
+    step_size: float | None,
+    target_acceptance: float | None,
+    warmup: int,
+) -> _Resolved:
+    if isinstance(algorithm, SamplingAlgorithm | BatchedAlgorithm):
+        if target_acceptance is not None:
+            raise ValueError(
+                "target_acceptance needs `algorithm` as a function step_size -> SamplingAlgorithm"
+            )
+
+        def build(eps: jax.Array) -> Algorithm:
+            return algorithm
+    elif callable(algorithm):
+        if step_size is None:
+            raise ValueError("step_size is required when `algorithm` is a function of it")
+        positive("step_size", step_size)
+        build = algorithm
+    else:
+        raise TypeError(f"algorithm must be a SamplingAlgorithm or a function, got {algorithm!r}")
+    eps0 = jnp.asarray(step_size if step_size is not None else 0.0, dtype=float)
+    if target_acceptance is None:
+        return _Resolved(build, eps0, fixed_step_size(eps0), step_size is not None)
+    adaptation = dual_averaging(target_acceptance)
+    if warmup < 1:
+        raise ValueError("step-size tuning needs warmup >= 1")
+    return _Resolved(build, eps0, adaptation, True)
+
+
+def _key_and_seed(key: jax.Array | int) -> tuple[jax.Array, int | None]:
+    if isinstance(key, int | np.integer) and not isinstance(key, bool):
+        return jax.random.key(int(key)), int(key)
+    return key, None
+
+
+def _check_positions(initial_positions: Any) -> jax.Array:
+    positions = jnp.asarray(initial_positions, dtype=float)
+    if positions.ndim < 1 or positions.shape[0] < 1:
+        raise ValueError(
+            f"initial_positions must have shape (n_chains, ...), got {positions.shape}"
+        )
+    if not bool(jnp.all(jnp.isfinite(positions))):
+        raise ValueError("initial_positions must be finite")
+    return positions
 
 
 def run_chains(
-    algorithm: blackjax.base.SamplingAlgorithm | Callable[[Any], blackjax.base.SamplingAlgorithm],
+    algorithm: Algorithm | Callable[[Any], Algorithm],
     key: jax.Array | int,
     initial_positions: jax.Array,
     num_steps: int,
@@ -55,9 +107,10 @@ def run_chains(
     Parameters
     ----------
     algorithm
-        A ``blackjax.base.SamplingAlgorithm`` (``init``, ``step``), or a function
-        ``step_size -> SamplingAlgorithm`` whose step size is tuned during warm-up when
-        ``target_acceptance`` is given (then ``step_size`` is the starting value).
+        A ``blackjax.base.SamplingAlgorithm`` (``init``, ``step``) or a
+        :class:`~uqmcmc.mcmc.BatchedAlgorithm`; or a function ``step_size -> algorithm``
+        whose step size is tuned during warm-up when ``target_acceptance`` is given (then
+        ``step_size`` is the starting value).
     key
         A JAX PRNG key, or an integer seed (recorded in the attrs).
     initial_positions
@@ -73,14 +126,16 @@ def run_chains(
         unless ``observables``/``dims`` are given.
     observables
         Function of ONE position returning a dict of arrays, recorded per draw in ``posterior``.
-        Default: the target's ``observables``, else the position itself as ``x``. For an
-        algorithm made by :func:`~uqmcmc.mcmc.batched` (positions ``(n_chains, K, ...)``) it
+        Default: the target's ``observables``, else the position itself as ``x``. For a
+        :class:`~uqmcmc.mcmc.BatchedAlgorithm` (positions ``(n_chains, K, ...)``) it
         is applied to each variant's position, and every observable and Info field gets a
         leading ``variant`` dimension (:func:`~uqmcmc.mcmc.split_batched` splits the run).
     dims
         ArviZ dims of non-scalar observables, e.g. ``{"G": ["r"]}``.
     step_size, target_acceptance
-        See ``algorithm``. Dual averaging (BlackJAX) on the mean acceptance over chains.
+        See ``algorithm``. Dual averaging (BlackJAX) on the mean acceptance over chains, and
+        over the variants of a batched algorithm: one step size for all
+        (:mod:`uqmcmc.mcmc.adaptation`).
     record_positions
         Also record whole positions as ``position`` (memory: draws x chains x size).
     num_chunks
@@ -116,44 +171,12 @@ def run_chains(
     num_chunks = positive_int("num_chunks", num_chunks)
     if num_steps < thin:
         raise ValueError(f"num_steps ({num_steps}) must be at least thin ({thin})")
-    seed = None
-    if isinstance(key, int | np.integer) and not isinstance(key, bool):
-        seed = int(key)
-        key = jax.random.key(seed)
-
-    positions = jnp.asarray(initial_positions, dtype=float)
-    if positions.ndim < 1 or positions.shape[0] < 1:
-        raise ValueError(
-            f"initial_positions must have shape (n_chains, ...), got {positions.shape}"
-        )
-    if not bool(jnp.all(jnp.isfinite(positions))):
-        raise ValueError("initial_positions must be finite")
+    key, seed = _key_and_seed(key)
+    positions = _check_positions(initial_positions)
     n_chains = positions.shape[0]
+    resolved = _resolve(algorithm, step_size, target_acceptance, warmup)
 
-    if isinstance(algorithm, blackjax.base.SamplingAlgorithm):
-        if target_acceptance is not None:
-            raise ValueError(
-                "target_acceptance needs `algorithm` as a function step_size -> SamplingAlgorithm"
-            )
-        fixed = algorithm
-
-        def build(eps):
-            return fixed
-    elif callable(algorithm):
-        if step_size is None:
-            raise ValueError("step_size is required when `algorithm` is a function of it")
-        positive("step_size", step_size)
-        build = algorithm
-    else:
-        raise TypeError(f"algorithm must be a SamplingAlgorithm or a function, got {algorithm!r}")
-    eps0 = jnp.asarray(step_size if step_size is not None else 0.0, dtype=float)
-    tune = target_acceptance is not None
-    if tune:
-        probability("target_acceptance", target_acceptance)
-        if warmup < 1:
-            raise ValueError("step-size tuning needs warmup >= 1")
-
-    batch = batch_size(build(eps0))
+    batch = batch_size(resolved.build(resolved.step_size))
     if observables is None:
         observables = getattr(target, "observables", None) or (lambda x: {"x": x})
     if batch is not None:
@@ -162,127 +185,26 @@ def run_chains(
         dims = dict(getattr(target, "observable_dims", {}) or {})
     stat_shape = (n_chains,) if batch is None else (n_chains, batch)
 
-    def step_all(key, states, eps):
-        alg = build(eps)
-        return jax.vmap(alg.step)(jax.random.split(key, n_chains), states)
-
-    da_init, da_update, da_final = blackjax.adaptation.step_size.dual_averaging_adaptation(
-        target_acceptance if tune else 0.5
+    result = sample_chains(
+        resolved.build,
+        positions,
+        key,
+        resolved.step_size,
+        resolved.adaptation,
+        make_recorder(observables, stat_shape, record_positions),
+        LoopConfig(warmup, num_steps // thin, thin, num_chunks, progress),
     )
-
-    @jax.jit
-    def init_states(positions, eps):
-        return jax.vmap(lambda x: build(eps).init(x))(positions)
-
-    def record(states, info):
-        rec = {"obs": jax.vmap(observables)(states.position)}
-        rec["stats"] = _per_chain_scalars(info, stat_shape)
-        if hasattr(states, "logdensity"):
-            rec["stats"]["lp"] = states.logdensity
-        if record_positions:
-            rec["obs"]["position"] = states.position
-        return rec
-
-    @jax.jit
-    def run_chunk(carry, key, n, inner, adapt, keep, eps_fixed):
-        """``n`` times ``inner`` steps, each time recorded into a buffer of ``max_records``
-        rows when ``keep``.
-
-        ``n``, ``inner``, ``adapt`` and ``keep`` are traced, so warm-up (``inner = 1``, step
-        size adapted when tuning, nothing recorded) and sampling (``inner = thin``) of every
-        chunk length share ONE compiled program: a chain run compiles its kernel step once.
-        """
-
-        def step(c):
-            states, da, info, count = c
-            eps = jnp.where(adapt, jnp.exp(da.log_step_size), eps_fixed)
-            states, info = step_all(jax.random.fold_in(key, count), states, eps)
-            if tune:
-                tuned = da_update(da, jnp.mean(info.acceptance_rate))
-                da = jax.tree.map(lambda a, b: jnp.where(adapt, a, b), tuned, da)
-            return states, da, info, count + 1
-
-        def body(i, c):
-            c, buf = c
-            c = jax.lax.fori_loop(0, inner, lambda _, cc: step(cc), c)
-            buf = jax.lax.cond(
-                keep,
-                lambda b: jax.tree.map(lambda a, r: a.at[i].set(r), b, record(c[0], c[2])),
-                lambda b: b,
-                buf,
-            )
-            return c, buf
-
-        states, da = carry
-        info = jax.eval_shape(lambda s: step_all(key, s, eps_fixed)[1], states)
-        info = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), info)
-        rec = jax.eval_shape(record, states, info)
-        buf = jax.tree.map(lambda a: jnp.zeros((max_records, *a.shape), a.dtype), rec)
-        (states, da, _, _), buf = jax.lax.fori_loop(
-            0, n, body, ((states, da, info, jnp.int32(0)), buf)
-        )
-        return (states, da), buf
-
-    k_warm, k_sample = jax.random.split(key)
-    start = time.perf_counter()
-    states = init_states(positions, eps0)
-    da = da_init(eps0) if tune else da_init(1.0)
-    num_draws = num_steps // thin
-    warm_pieces, draw_pieces = _chunks(warmup, num_chunks), _chunks(num_draws, num_chunks)
-    max_records = max(warm_pieces + draw_pieces)
-    bar = tqdm(total=warmup + num_draws * thin, unit="step", disable=not progress, desc="chains")
-    with bar:
-        for i, n in enumerate(warm_pieces):
-            (states, da), _ = run_chunk(
-                (states, da), jax.random.fold_in(k_warm, i), n, 1, tune, False, eps0
-            )
-            jax.block_until_ready(states)
-            bar.update(n)
-        eps = da_final(da) if tune else eps0
-        records = []
-        for i, n in enumerate(draw_pieces):
-            (states, da), rec = run_chunk(
-                (states, da), jax.random.fold_in(k_sample, i), n, thin, False, True, eps
-            )
-            records.append(jax.tree.map(lambda a, n=n: a[:n], jax.device_get(rec)))
-            bar.update(n * thin)
-    elapsed = time.perf_counter() - start
-
-    def stack(part):
-        return {
-            name: np.swapaxes(np.concatenate([r[part][name] for r in records]), 0, 1)
-            for name in records[0][part]
-        }
-
-    posterior, stats = stack("obs"), stack("stats")
-    if record_positions:
-        n_sites = positions.ndim - 1 - (batch is not None)
-        dims = {**dims, "position": [f"site_{i}" for i in range(n_sites)]}
-    if batch is not None:
-        dims = {name: [BATCH_DIM, *dims.get(name, [])] for name in {**posterior, **stats}}
-    meta = dict(getattr(target, "params", {}) or {})
-    meta.update(
-        num_chains=n_chains,
-        num_steps=num_steps,
-        warmup=warmup,
-        thin=thin,
-        seed=seed,
-        wall_time_s=round(elapsed, 3),
-        versions=versions(),
+    settings = {
+        "num_chains": n_chains,
+        "num_steps": num_steps,
+        "warmup": warmup,
+        "thin": thin,
+        "seed": seed,
+        "wall_time_s": round(result.wall_time, 3),
+    }
+    eps = result.step_size if resolved.records_step_size else None
+    meta = run_attrs(target, settings, eps, attrs)
+    idata = to_arviz(
+        result.records, dims, meta, batch_size=batch, record_positions=record_positions
     )
-    if step_size is not None or tune:
-        meta["step_size"] = float(eps)
-    meta.update(attrs or {})
-    idata = _arviz.make_idata(posterior, stats, dims=dims, attrs=meta)
-    return (idata, states) if return_state else idata
-
-
-def _chunks(total: int, num_chunks: int) -> list[int]:
-    """Cut ``total`` into at most ``num_chunks`` equal pieces plus one remainder."""
-    if total == 0:
-        return []
-    size = max(1, -(-total // num_chunks))
-    pieces = [size] * (total // size)
-    if total % size:
-        pieces.append(total % size)
-    return pieces
+    return (idata, result.states) if return_state else idata

@@ -1,38 +1,60 @@
 """Metropolis-adjusted Langevin driven by a ``Delta S`` estimator, with a noise penalty.
 
 The drift uses the estimator's deterministic (mean) gradient, so the proposal
-``x' = x - step_size * grad S-bar(x) + sqrt(2 step_size) N(0, 1)`` and its density are exact;
-the noise lives in ``Delta S-hat`` alone. BlackJAX layout (``init``, ``build_kernel``,
-``as_top_level_api``).
+``x' = x - step_size * grad S-bar(x) + sqrt(2 step_size) N(0, 1)`` (:data:`LANGEVIN`) and its
+density are exact; the noise lives in ``Delta S-hat`` alone. BlackJAX layout (``init``,
+``build_kernel``, ``as_top_level_api``; ``uqmcmc.mcmc.mala`` is callable like ``blackjax.mala``
+and has ``.init`` and ``.build_kernel``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
-from blackjax.base import SamplingAlgorithm, build_sampling_algorithm
+from blackjax.base import SamplingAlgorithm
 
-from uqmcmc._validation import positive
-from uqmcmc.mcmc.acceptance import (
+from uqmcmc.mcmc.estimators import standard_normal
+from uqmcmc.mcmc.metropolis import (
+    Kernel,
     NoisyInfo,
     NoisyState,
-    check_acceptance,
-    check_estimator,
-    init_state,
-    metropolis_step,
-    resolve_penalty,
+    Proposal,
+    build_metropolis_kernel,
+    metropolis_algorithm,
 )
-from uqmcmc.mcmc.estimators import standard_normal
+from uqmcmc.mcmc.penalties import Penalty, as_penalty
 
 Array = jax.Array
 
-__all__ = ["MALAState", "MALAInfo", "init", "build_kernel", "as_top_level_api"]
+__all__ = ["MALAState", "MALAInfo", "LANGEVIN", "init", "build_kernel", "as_top_level_api"]
 
 MALAState = NoisyState
 MALAInfo = NoisyInfo
+
+
+def _log_q(x_to: Array, x_from: Array, grad_from: Array, step_size: Any) -> Array:
+    """Log-density (up to a constant) of proposing ``x_to`` from ``x_from``."""
+    r = x_to - x_from + step_size * grad_from
+    return -jnp.sum(r * r) / (4.0 * step_size)
+
+
+def _propose(rng_key: Array, state: NoisyState, step_size: Any) -> Array:
+    x, grad = state.position, state.cache.grad
+    noise = standard_normal(rng_key, x.shape, x.dtype)
+    return x - step_size * grad + jnp.sqrt(2.0 * step_size) * noise
+
+
+def _log_q_ratio(state: NoisyState, proposed: NoisyState, step_size: Any) -> Array:
+    x, x_new = state.position, proposed.position
+    return _log_q(x, x_new, proposed.cache.grad, step_size) - _log_q(
+        x_new, x, state.cache.grad, step_size
+    )
+
+
+#: The Langevin proposal: the mean-gradient drift and its density correction.
+LANGEVIN = Proposal(_propose, _log_q_ratio, with_grad=True)
 
 
 def init(position: Array, estimator: Any) -> NoisyState:
@@ -47,20 +69,23 @@ def init(position: Array, estimator: Any) -> NoisyState:
     >>> float(state.logdensity), state.cache.grad.tolist()  # the drift's gradient
     (-1.0, [1.0, 1.0])
     """
-    return init_state(position, estimator, with_grad=True)
+    return LANGEVIN.init(position, estimator)
 
 
-def _log_q(x_to: Array, x_from: Array, grad_from: Array, step_size: Any) -> Array:
-    """Log-density (up to a constant) of proposing ``x_to`` from ``x_from``."""
-    r = x_to - x_from + step_size * grad_from
-    return -jnp.sum(r * r) / (4.0 * step_size)
-
-
-def build_kernel(acceptance: str | Callable = "ceperley-dewing"):
+def build_kernel(
+    acceptance: str | Penalty = "ceperley-dewing", n_draws: int | None = None
+) -> Kernel:
     """Build the kernel ``kernel(rng_key, state, estimator, step_size) -> (state, info)``.
 
     The estimator and step size are kernel arguments (BlackJAX's low-level layout), so one
     kernel serves several of them; :func:`as_top_level_api` fixes both.
+
+    Parameters
+    ----------
+    acceptance
+        A rule name or a penalty (see :func:`~uqmcmc.mcmc.as_penalty`).
+    n_draws
+        The estimators' ``n_draws``, needed by ``"ceperley-dewing-estimated"``.
 
     Examples
     --------
@@ -73,26 +98,11 @@ def build_kernel(acceptance: str | Callable = "ceperley-dewing"):
     >>> float(info.penalty), bool(info.acceptance_rate > 0.99)  # a small step: accepted
     (0.0, True)
     """
-    check_acceptance(acceptance)
-
-    def kernel(
-        rng_key: Array, state: NoisyState, estimator: Any, step_size: Any
-    ) -> tuple[NoisyState, NoisyInfo]:
-        k_prop, k_est, k_acc = jax.random.split(rng_key, 3)
-        x, grad = state.position, state.cache.grad
-        noise = standard_normal(k_prop, x.shape, x.dtype)
-        x_new = x - step_size * grad + jnp.sqrt(2.0 * step_size) * noise
-        estimate, cache = estimator.estimate(k_est, x, x_new, state.cache, with_grad=True)
-        log_q_ratio = _log_q(x, x_new, cache.grad, step_size) - _log_q(x_new, x, grad, step_size)
-        penalty = resolve_penalty(acceptance, estimator.n_draws)
-        proposed = NoisyState(x_new, cache)
-        return metropolis_step(k_acc, state, proposed, estimate, penalty, log_q_ratio)
-
-    return kernel
+    return build_metropolis_kernel(LANGEVIN, as_penalty(acceptance, n_draws))
 
 
 def as_top_level_api(
-    estimator: Any, step_size: Any, acceptance: str | Callable = "ceperley-dewing"
+    estimator: Any, step_size: Any, acceptance: str | Penalty = "ceperley-dewing"
 ) -> SamplingAlgorithm:
     """Noise-aware MALA as a BlackJAX ``SamplingAlgorithm``.
 
@@ -107,8 +117,7 @@ def as_top_level_api(
         be a JAX tracer.
     acceptance
         ``"none"``, ``"ceperley-dewing"`` (default) or ``"ceperley-dewing-estimated"``; or a
-        penalty function ``var -> (u, valid)`` (e.g.
-        :func:`~uqmcmc.mcmc.acceptance.switch_penalty`).
+        penalty (e.g. :class:`~uqmcmc.mcmc.Switch`, any function ``var -> (u, valid)``).
 
     Returns
     -------
@@ -125,9 +134,4 @@ def as_top_level_api(
     >>> float(info.delta_var), state.logdensity.shape
     (0.0, ())
     """
-    positive("step_size", step_size)
-    check_estimator(estimator)
-    resolve_penalty(acceptance, estimator.n_draws)  # validate now, not at the first step
-    return build_sampling_algorithm(
-        build_kernel(acceptance), init, estimator, kernel_args=(step_size,)
-    )
+    return metropolis_algorithm(LANGEVIN, estimator, step_size, acceptance)

@@ -1,37 +1,45 @@
 """Random-walk Metropolis driven by a ``Delta S`` estimator, with a noise penalty.
 
-The BlackJAX layout (``init``, ``build_kernel``, ``as_top_level_api``); the proposal is
-BlackJAX's normal random walk ``x' = x + step_size * N(0, 1)``, the acceptance uses the
-estimator's ``Delta S-hat`` and the penalty of the acceptance rule (see
-:mod:`uqmcmc.mcmc.acceptance`).
+The BlackJAX layout (``init``, ``build_kernel``, ``as_top_level_api``; ``uqmcmc.mcmc.rmh`` is
+callable like ``blackjax.rmh`` and has ``.init`` and ``.build_kernel``). The proposal is
+BlackJAX's normal random walk ``x' = x + step_size * N(0, 1)`` (:data:`RANDOM_WALK`); the
+acceptance uses the estimator's ``Delta S-hat`` and the penalty of the acceptance rule (see
+:mod:`uqmcmc.mcmc.penalties` and :mod:`uqmcmc.mcmc.metropolis`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import jax
-from blackjax.base import SamplingAlgorithm, build_sampling_algorithm
+from blackjax.base import SamplingAlgorithm
 
-from uqmcmc._validation import positive
-from uqmcmc.mcmc.acceptance import (
+from uqmcmc.mcmc.estimators import standard_normal
+from uqmcmc.mcmc.metropolis import (
+    Kernel,
     NoisyInfo,
     NoisyState,
-    check_acceptance,
-    check_estimator,
-    init_state,
-    metropolis_step,
-    resolve_penalty,
+    Proposal,
+    build_metropolis_kernel,
+    metropolis_algorithm,
 )
-from uqmcmc.mcmc.estimators import standard_normal
+from uqmcmc.mcmc.penalties import Penalty, as_penalty
 
 Array = jax.Array
 
-__all__ = ["RMHState", "RMHInfo", "init", "build_kernel", "as_top_level_api"]
+__all__ = ["RMHState", "RMHInfo", "RANDOM_WALK", "init", "build_kernel", "as_top_level_api"]
 
 RMHState = NoisyState
 RMHInfo = NoisyInfo
+
+
+def _propose(rng_key: Array, state: NoisyState, step_size: Any) -> Array:
+    x = state.position
+    return x + step_size * standard_normal(rng_key, x.shape, x.dtype)
+
+
+#: The normal random walk: symmetric, no gradient.
+RANDOM_WALK = Proposal(_propose)
 
 
 def init(position: Array, estimator: Any) -> NoisyState:
@@ -46,14 +54,23 @@ def init(position: Array, estimator: Any) -> NoisyState:
     >>> float(state.logdensity), state.cache.grad is None  # no drift, no gradient
     (-1.0, True)
     """
-    return init_state(position, estimator, with_grad=False)
+    return RANDOM_WALK.init(position, estimator)
 
 
-def build_kernel(acceptance: str | Callable = "ceperley-dewing"):
+def build_kernel(
+    acceptance: str | Penalty = "ceperley-dewing", n_draws: int | None = None
+) -> Kernel:
     """Build the kernel ``kernel(rng_key, state, estimator, step_size) -> (state, info)``.
 
     The estimator and step size are kernel arguments (BlackJAX's low-level layout), so one
     kernel serves several of them; :func:`as_top_level_api` fixes both.
+
+    Parameters
+    ----------
+    acceptance
+        A rule name or a penalty (see :func:`~uqmcmc.mcmc.as_penalty`).
+    n_draws
+        The estimators' ``n_draws``, needed by ``"ceperley-dewing-estimated"``.
 
     Examples
     --------
@@ -66,23 +83,11 @@ def build_kernel(acceptance: str | Callable = "ceperley-dewing"):
     >>> float(info.delta_var), float(info.penalty)
     (1.0, 0.0)
     """
-    check_acceptance(acceptance)
-
-    def kernel(
-        rng_key: Array, state: NoisyState, estimator: Any, step_size: Any
-    ) -> tuple[NoisyState, NoisyInfo]:
-        k_prop, k_est, k_acc = jax.random.split(rng_key, 3)
-        x = state.position
-        x_new = x + step_size * standard_normal(k_prop, x.shape, x.dtype)
-        estimate, cache = estimator.estimate(k_est, x, x_new, state.cache)
-        penalty = resolve_penalty(acceptance, estimator.n_draws)
-        return metropolis_step(k_acc, state, NoisyState(x_new, cache), estimate, penalty)
-
-    return kernel
+    return build_metropolis_kernel(RANDOM_WALK, as_penalty(acceptance, n_draws))
 
 
 def as_top_level_api(
-    estimator: Any, step_size: Any, acceptance: str | Callable = "ceperley-dewing"
+    estimator: Any, step_size: Any, acceptance: str | Penalty = "ceperley-dewing"
 ) -> SamplingAlgorithm:
     """Noise-aware random-walk Metropolis as a BlackJAX ``SamplingAlgorithm``.
 
@@ -98,8 +103,7 @@ def as_top_level_api(
     acceptance
         ``"none"``, ``"ceperley-dewing"`` (default; no penalty when the estimate is exact) or
         ``"ceperley-dewing-estimated"`` (needs an estimator with ``n_draws >= 2``); or a
-        penalty function ``var -> (u, valid)`` (e.g.
-        :func:`~uqmcmc.mcmc.acceptance.switch_penalty`).
+        penalty (e.g. :class:`~uqmcmc.mcmc.Switch`, any function ``var -> (u, valid)``).
 
     Returns
     -------
@@ -117,9 +121,4 @@ def as_top_level_api(
     >>> float(info.delta_var), float(info.penalty)
     (1.0, 0.5)
     """
-    positive("step_size", step_size)
-    check_estimator(estimator)
-    resolve_penalty(acceptance, estimator.n_draws)  # validate now, not at the first step
-    return build_sampling_algorithm(
-        build_kernel(acceptance), init, estimator, kernel_args=(step_size,)
-    )
+    return metropolis_algorithm(RANDOM_WALK, estimator, step_size, acceptance)

@@ -1,4 +1,5 @@
-"""Residual CNN for lattice fields (seed 1's RCNN), following the uqmcmc network convention."""
+"""Residual CNN for lattice fields (the RCNN of Tzivrailis et al., arXiv:2506.14594), following
+the uqmcmc network convention."""
 
 from __future__ import annotations
 
@@ -77,9 +78,9 @@ class RCNN(nnx.Module):
     exactly the 3x3 neighbourhood, which is what phi^4's ``grad S`` (a local cubic function of
     it) needs: on L = 8, beta = 0.7, 180 training fields, 100 epochs of
     ``cosine_adam(3e-2)`` give 1.3-2.0% relative RMSE per network and 0.9% for an ensemble of
-    10. Seed 1's plain residual CNN is ``RCNN(16, 2, kernel_size=3, activation="tanh")``: 16-26%
-    per network (15% for 10) after seed 1's protocol (50 epochs, Adam ``1e-3``), 7-12% (6.4%)
-    after 200 epochs.
+    10. Tzivrailis et al.'s plain residual CNN is
+    ``RCNN(16, 2, kernel_size=3, activation="tanh")``: 16-26% per network (15% for 10) after
+    their protocol (50 epochs, Adam ``1e-3``), 7-12% (6.4%) after 200 epochs.
 
     Parameters
     ----------

@@ -21,6 +21,7 @@ from uqmcmc.targets.base import (
     logdensity_fn,
 )
 from uqmcmc.targets.phi4 import Phi4, binder, correlation_length, susceptibility
+from uqmcmc.targets.tempered import Tempered
 
 __all__ = [
     "Target",
@@ -28,6 +29,7 @@ __all__ = [
     "Phi4",
     "Gaussian",
     "DoubleWell",
+    "Tempered",
     "TARGETS",
     "Traits",
     "traits",
@@ -44,7 +46,14 @@ TARGETS: dict[str, type] = {"Phi4": Phi4, "Gaussian": Gaussian, "DoubleWell": Do
 
 
 class Traits(NamedTuple):
-    """What a target class tells the diagnostics (empty for an unknown target)."""
+    """What a target class tells the diagnostics (empty for an unknown target): its derived
+    quantities, the observables compared by default and those whose distribution is tested.
+
+    Examples
+    --------
+    >>> traits({"target": "Phi4"}).distributions
+    ('abs_m', 'action_density')
+    """
 
     derived: dict[str, Derived]
     compared: tuple[str, ...]

@@ -7,146 +7,31 @@ posterior is represented by stored weight samples (NUTS draws, or draws from the
 
 from __future__ import annotations
 
-import math
 from functools import partial
 from pathlib import Path
-from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import numpyro
 import numpyro.distributions as dist
-from flax import nnx
 from numpyro.infer import MCMC, NUTS, SVI, Trace_ELBO, init_to_value
 from numpyro.infer.autoguide import AutoNormal
 
 from uqmcmc import _arviz
 from uqmcmc._validation import positive, positive_int, probability
 from uqmcmc.uq import io
+from uqmcmc.uq._checks import check_inputs, check_xy
+from uqmcmc.uq.base import UQBackend
+from uqmcmc.uq.flat import Layout, flat_params
 from uqmcmc.uq.training import as_key, cosine_adam
 
 Array = jax.Array
 
-__all__ = ["NumPyroBNN", "flat_params"]
+__all__ = ["NumPyroBNN"]
 
 #: NUTS extra fields kept per draw (and shown as ArviZ ``sample_stats``).
 _NUTS_FIELDS = ("diverging", "num_steps", "accept_prob")
-
-
-class Layout(NamedTuple):
-    """The hashable structure of an nnx module's parameters (a static argument under ``jit``,
-    so two networks of one architecture share their compiled functions).
-
-    Build it with :func:`flat_params`.
-
-    Examples
-    --------
-    >>> import jax.numpy as jnp
-    >>> from flax import nnx
-    >>> from uqmcmc.nets.mlp import MLP
-    >>> layout = flat_params(MLP(1, (4,), rngs=nnx.Rngs(0))).layout
-    >>> layout.size, layout.shapes
-    (13, ((4,), (1, 4), (1,), (4, 1)))
-    >>> layout.unravel(jnp.arange(13.0))["readout"]["kernel"].shape
-    (4, 1)
-    >>> {k: v.shape for k, v in layout.split(jnp.zeros((2, 13))).items()}["layers/0/kernel"]
-    (2, 1, 4)
-    >>> layout.fan_in_scales(2.0)[-4:].tolist()  # readout kernel: 2 / sqrt(4)
-    [1.0, 1.0, 1.0, 1.0]
-    """
-
-    graphdef: Any
-    treedef: Any
-    names: tuple[str, ...]
-    shapes: tuple[tuple[int, ...], ...]
-
-    @property
-    def size(self) -> int:
-        return sum(math.prod(s) for s in self.shapes)
-
-    def unravel(self, w: Array) -> nnx.State:
-        """The ``nnx.Param`` state holding the flat vector ``w``."""
-        cuts = np.cumsum([math.prod(s) for s in self.shapes])[:-1]
-        parts = [a.reshape(s) for a, s in zip(jnp.split(w, cuts), self.shapes, strict=True)]
-        return jax.tree.unflatten(self.treedef, parts)
-
-    def apply(self, rest: nnx.State, w: Array, x: Array) -> Array:
-        """The network with parameters ``w`` applied to ``x`` (pure, jit- and vmap-able)."""
-        return nnx.merge(self.graphdef, self.unravel(w), rest)(x)
-
-    def fan_in_scales(self, prior_scale: float) -> np.ndarray:
-        """Per-parameter prior scales: ``prior_scale / sqrt(fan_in)`` for kernels (every leaf of
-        two or more axes, fan-in = product of all but the last axis), ``prior_scale`` else."""
-        parts = []
-        for shape in self.shapes:
-            fan_in = math.prod(shape[:-1]) if len(shape) >= 2 else 1
-            parts.append(np.full(math.prod(shape), prior_scale / math.sqrt(fan_in)))
-        return np.concatenate(parts).astype(np.float32)
-
-    def split(self, w: np.ndarray) -> dict[str, np.ndarray]:
-        """Split stacked flat vectors ``(..., P)`` into named leaves ``(..., *shape)``."""
-        out, start = {}, 0
-        for name, shape in zip(self.names, self.shapes, strict=True):
-            n = math.prod(shape)
-            out[name] = w[..., start : start + n].reshape(*w.shape[:-1], *shape)
-            start += n
-        return out
-
-
-class FlatParams(NamedTuple):
-    """A module as :class:`Layout`, its non-parameter state and its flat parameter vector.
-
-    Examples
-    --------
-    >>> import jax.numpy as jnp
-    >>> from flax import nnx
-    >>> from uqmcmc.nets.mlp import MLP
-    >>> fp = flat_params(MLP(1, (4,), rngs=nnx.Rngs(0)))
-    >>> fp.vector.shape, fp.apply(jnp.zeros(13), jnp.ones((3, 1))).tolist()  # all weights 0
-    ((13,), [0.0, 0.0, 0.0])
-    """
-
-    layout: Layout
-    rest: nnx.State
-    vector: Array
-
-    def apply(self, w: Array, x: Array) -> Array:
-        return self.layout.apply(self.rest, w, x)
-
-
-def _key_name(key: Any) -> str:
-    for attr in ("key", "idx", "name"):
-        if hasattr(key, attr):
-            return str(getattr(key, attr))
-    return str(key)
-
-
-def flat_params(net: nnx.Module) -> FlatParams:
-    """Split ``net`` (in eval mode: dropout off) into a flat parameter vector and the rest.
-
-    Examples
-    --------
-    >>> import jax.numpy as jnp
-    >>> from flax import nnx
-    >>> from uqmcmc.nets.mlp import MLP
-    >>> net = MLP(1, (4,), rngs=nnx.Rngs(0))
-    >>> fp = flat_params(net)
-    >>> fp.layout.size, fp.layout.names
-    (13, ('layers/0/bias', 'layers/0/kernel', 'readout/bias', 'readout/kernel'))
-    >>> x = jnp.ones((3, 1))
-    >>> bool(jnp.allclose(fp.apply(fp.vector, x), net(x)))
-    True
-    """
-    net.eval()
-    graphdef, params, rest = nnx.split(net, nnx.Param, ...)
-    leaves, treedef = jax.tree_util.tree_flatten_with_path(params)
-    names = tuple(
-        "/".join(_key_name(k) for k in path if _key_name(k) != "value") for path, _ in leaves
-    )
-    shapes = tuple(tuple(leaf.shape) for _, leaf in leaves)
-    vector = jnp.concatenate([jnp.ravel(leaf) for _, leaf in leaves])
-    return FlatParams(Layout(graphdef, treedef, names, shapes), rest, vector)
 
 
 @partial(jax.jit, static_argnums=0)
@@ -161,32 +46,7 @@ def _apply_many(layout: Layout, rest, w, x):
     return jax.vmap(layout.apply, in_axes=(None, 0, None))(rest, w, x)
 
 
-def check_xy(x, y, n_name: str = "x") -> tuple[Array, Array]:
-    """``x``, ``y`` as finite float arrays with one leading data axis of equal length.
-
-    Examples
-    --------
-    >>> x, y = check_xy([[0], [1], [2]], [0, 1, 4])
-    >>> x.shape, y.dtype
-    ((3, 1), dtype('float32'))
-    >>> check_xy([[0], [1]], [0, 1, 4])
-    Traceback (most recent call last):
-    ...
-    ValueError: x and y need one leading data axis of equal length >= 2, got shapes (2, 1) and (3,)
-    """
-    x, y = jnp.asarray(x, dtype=float), jnp.asarray(y, dtype=float)
-    if x.ndim < 1 or y.ndim < 1 or x.shape[0] != y.shape[0] or x.shape[0] < 2:
-        raise ValueError(
-            f"{n_name} and y need one leading data axis of equal length >= 2, got shapes "
-            f"{x.shape} and {y.shape}"
-        )
-    for name, a in ((n_name, x), ("y", y)):
-        if not bool(jnp.all(jnp.isfinite(a))):
-            raise ValueError(f"{name} must be finite")
-    return x, y
-
-
-class NumPyroBNN:
+class NumPyroBNN(UQBackend):
     """Bayesian neural network: a NumPyro model over all weights of an nnx network.
 
     Prior: every weight ``w ~ N(0, prior_scale^2 / fan_in)`` (kernels; fan-in = product of all
@@ -247,6 +107,7 @@ class NumPyroBNN:
     True
     """
 
+    name = "bnn"
     kind = "NumPyroBNN"
 
     def __init__(
@@ -420,9 +281,7 @@ class NumPyroBNN:
         return float(np.mean(self.sigma**2))
 
     def _predict(self, w: Array, x: Array) -> Array:
-        x = jnp.asarray(x, dtype=float)
-        if x.ndim < self.in_ndim:
-            raise ValueError(f"x must have at least {self.in_ndim} axes, got shape {x.shape}")
+        x = check_inputs(x, self.in_ndim)
         return self.y_loc + self.y_scale * _apply_many(self.layout, self.flat.rest, w, x)
 
     def _all(self, x: Array) -> Array:

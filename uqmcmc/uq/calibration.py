@@ -8,7 +8,6 @@ counts are descriptive rather than independent-sample tests.
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,9 @@ import numpy as np
 from scipy import stats as sps
 
 from uqmcmc._validation import positive_int
-from uqmcmc.uq import io
+from uqmcmc.uq import io, registry
+from uqmcmc.uq.base import UQBackend
+from uqmcmc.uq.fixed import FixedDraw, draw_ids
 
 Array = jax.Array
 
@@ -27,14 +28,14 @@ __all__ = ["metrics", "metrics_from_predictions", "recalibrate", "sigma_scale", 
 #: Central-interval probabilities whose coverage :func:`metrics` reports.
 COVERAGE_LEVELS = (0.5, 0.9, 0.95)
 
-#: The backends :meth:`Recalibrated.load` may rebuild: class name -> module.
-_BACKENDS = {
-    "DeepEnsemble": "uqmcmc.uq.ensemble",
-    "MCDropout": "uqmcmc.uq.dropout",
-    "BayesianLastLayer": "uqmcmc.uq.last_layer",
-    "NumPyroBNN": "uqmcmc.uq.bnn",
-    "DeepKernelRegression": "uqmcmc.uq.deep_kernel",
-    "Recalibrated": "uqmcmc.uq.calibration",
+#: The wrapped backend's class name in files saved before the registry -> its registry name.
+_LEGACY_INNER = {
+    "DeepEnsemble": "ensemble",
+    "MCDropout": "dropout",
+    "BayesianLastLayer": "last_layer",
+    "NumPyroBNN": "bnn",
+    "DeepKernelRegression": "deep_kernel",
+    "Recalibrated": "recalibrated",
 }
 
 
@@ -151,20 +152,23 @@ def sigma_scale(mean, var, y) -> float:
     return float(m["z_var"] + m["z_mean"] ** 2)
 
 
-class Recalibrated:
+class Recalibrated(UQBackend):
     """A backend whose predictive variance is scaled by a constant ``scale`` (sigma scaling).
 
     ``predict_mean_var`` returns the wrapped backend's mean and ``scale * var``;
     ``predict_draws`` returns ``mean + sqrt(scale) * (draw - mean)`` for the wrapped backend's
     joint draws, so draws keep their joint structure and their covariance is scaled by
-    ``scale``. ``var`` contains what the wrapped backend's ``var`` contains, rescaled. Build it
-    with :func:`recalibrate`; ``fit`` is not offered (refit the wrapped backend, then
-    recalibrate again).
+    ``scale``. ``var`` contains what the wrapped backend's ``var`` contains, rescaled
+    (``epistemic_only`` is passed on). The fixed draws (:meth:`draw_ids`,
+    :meth:`predict_draw`) are the wrapped backend's, spread the same way. Build it with
+    :func:`recalibrate`; ``fit`` is not offered (refit the wrapped backend, then recalibrate
+    again).
 
     Parameters
     ----------
     backend
-        A fitted backend (``predict_mean_var``, ``predict_draws``; ``save``/``load`` to save).
+        A fitted backend (``predict_mean_var``, ``predict_draws``; to save, one of the
+        :mod:`uqmcmc.uq.registry`'s backends or another ``Recalibrated``).
     scale
         Variance multiplier ``s^2 > 0``.
 
@@ -185,6 +189,7 @@ class Recalibrated:
     ((1000, 2), 2.0)
     """
 
+    name = "recalibrated"
     kind = "Recalibrated"
 
     def __init__(self, backend: Any, scale: float):
@@ -194,17 +199,39 @@ class Recalibrated:
         self.backend = backend
         self.scale = scale
 
-    def predict_mean_var(self, x: Array, **kwargs: Any) -> tuple[Array, Array]:
-        """The wrapped backend's mean and ``scale`` times its variance (``kwargs``, e.g.
-        ``epistemic_only``, are passed on)."""
+    def fit(self, x: Array, y: Array, *, key: Array | int, **settings: Any) -> Recalibrated:
+        """Not offered: refit the wrapped backend, then :func:`recalibrate` again."""
+        raise NotImplementedError(
+            "a Recalibrated backend is not fitted: refit the wrapped backend, then recalibrate"
+        )
+
+    def predict_mean_var(
+        self, x: Array, *, epistemic_only: bool = False, **kwargs: Any
+    ) -> tuple[Array, Array]:
+        """The wrapped backend's mean and ``scale`` times its variance (``epistemic_only`` and
+        ``kwargs`` are passed on; ``epistemic_only`` only when true, so a wrapped object
+        without that argument still works)."""
+        if epistemic_only:
+            kwargs["epistemic_only"] = True
         mean, var = self.backend.predict_mean_var(x, **kwargs)
         return mean, self.scale * var
 
-    def predict_draws(self, key: Array, x: Array, n: int) -> Array:
-        """The wrapped backend's joint draws, spread about its mean by ``sqrt(scale)``."""
-        draws = self.backend.predict_draws(key, x, n)
+    def _spread(self, draws: Array, x: Array) -> Array:
         mean, _ = self.backend.predict_mean_var(x)
         return mean + jnp.sqrt(self.scale) * (draws - mean)
+
+    def predict_draws(self, key: Array, x: Array, n: int) -> Array:
+        """The wrapped backend's joint draws, spread about its mean by ``sqrt(scale)``."""
+        return self._spread(self.backend.predict_draws(key, x, n), x)
+
+    def draw_ids(self, key: Array, k: int) -> Array:
+        """The wrapped backend's fixed draws (:func:`uqmcmc.uq.fixed.draw_ids`)."""
+        return draw_ids(self.backend, key, k)
+
+    def predict_draw(self, draw_id: Array, x: Array) -> Array:
+        """The wrapped backend's fixed draw ``draw_id``, spread about its mean by
+        ``sqrt(scale)``."""
+        return self._spread(FixedDraw(self.backend, draw_id).predict(x), x)
 
     def predict_delta_mean_var(self, x: Array, x_new: Array) -> tuple[Array, Array]:
         """The wrapped backend's moments of ``f(x_new) - f(x)``, variance times ``scale``."""
@@ -214,29 +241,49 @@ class Recalibrated:
     def save(self, path: str | Path) -> Path:
         """Save to directory ``path``: the scale, and the wrapped backend in ``path/inner``.
 
-        The wrapped backend must be one of uqmcmc's backends (it is rebuilt by name from that
-        list only, never imported from a name found in the file).
+        The wrapped backend must be a registered uqmcmc backend (:mod:`uqmcmc.uq.registry`, a
+        user's included) or another ``Recalibrated``: its registry name is recorded, and
+        :meth:`load` rebuilds it through the registry only, never importing a name found in
+        the file.
         """
-        name = type(self.backend).__name__
-        if _BACKENDS.get(name) != type(self.backend).__module__:
-            raise ValueError(f"can only save a wrapped uqmcmc backend, got {name}")
+        name = _registry_name(self.backend)
+        if name is None:
+            raise ValueError(
+                "can only save a wrapped uqmcmc backend (one registered in uqmcmc.uq.registry), "
+                f"got {type(self.backend).__name__}"
+            )
         path = Path(path)
         self.backend.save(path / "inner")
-        meta = {"kind": self.kind, "inner": name}
+        meta = {"kind": self.kind, "inner": type(self.backend).__name__, "inner_backend": name}
         return io.save_state(path, {"scale": np.asarray(self.scale)}, meta)
 
     @classmethod
     def load(cls, path: str | Path, *, model_cls: type | None = None) -> Recalibrated:
         """Read what :meth:`save` wrote; ``model_cls`` goes to the wrapped backend's ``load``
-        (needed for a user's own network class unless it is registered)."""
+        (needed for a user's own network class unless it is registered). Files written before
+        the registry (the wrapped backend's class name only) are read too."""
         arrays, meta = io.load_state(path, cls.kind)
-        name = meta.get("inner")
-        if name not in _BACKENDS:
-            raise ValueError(f"{str(path)!r}: wrapped backend {name!r} is not a uqmcmc backend")
-        inner_cls = getattr(importlib.import_module(_BACKENDS[name]), name)
+        name = meta.get("inner_backend", _LEGACY_INNER.get(meta.get("inner")))
+        if name == cls.name:
+            inner_cls = cls
+        elif isinstance(name, str) and name in registry.names():
+            inner_cls = registry.backend_class(name)
+        else:
+            inner = meta.get("inner_backend", meta.get("inner"))
+            raise ValueError(f"{str(path)!r}: wrapped backend {inner!r} is not a uqmcmc backend")
         return cls(
             inner_cls.load(Path(path) / "inner", model_cls=model_cls), float(arrays["scale"])
         )
+
+
+def _registry_name(backend: Any) -> str | None:
+    """The name :meth:`Recalibrated.load` finds ``backend``'s class under, or ``None``."""
+    if isinstance(backend, Recalibrated):
+        return Recalibrated.name
+    name = getattr(type(backend), "name", None)
+    if not isinstance(backend, UQBackend) or name not in registry.names():
+        return None
+    return name if registry.backend_class(name) is type(backend) else None
 
 
 def recalibrate(backend: Any, x: Array, y: Array) -> Recalibrated:

@@ -11,8 +11,10 @@ import jax.numpy as jnp
 from flax import nnx
 
 from uqmcmc._validation import positive_int
-from uqmcmc.uq.ensemble import delta_mean_var, member_mean_var, mixture_mean_var
+from uqmcmc.uq._checks import check_inputs
+from uqmcmc.uq.base import UQBackend
 from uqmcmc.uq.io import ModelSpec, load_state, restore_module, save_state, state_arrays
+from uqmcmc.uq.moments import delta_mean_var, member_mean_var, mixture_mean_var
 from uqmcmc.uq.training import LOSSES, as_key, rekey, split_rng, train, with_loss_head
 
 Array = jax.Array
@@ -24,7 +26,7 @@ def _has_dropout(model: nnx.Module) -> bool:
     return any(isinstance(node, nnx.Dropout) and node.rate > 0 for _, node in nnx.iter_graph(model))
 
 
-class MCDropout:
+class MCDropout(UQBackend):
     """MC dropout (Gal & Ghahramani 2016) over a network with ``nnx.Dropout`` layers.
 
     The network ``model_cls(**model_kwargs)`` is trained once with dropout on
@@ -35,8 +37,8 @@ class MCDropout:
     ``predict_mean_var`` averages ``n_masks`` masks, fixed by ``mask_seed`` (a deterministic
     function of ``x``; pass ``key=`` for fresh masks): ``var`` is the variance over masks
     (epistemic, ``ddof = 0``) plus the mean of the variance head (aleatoric; only when trained
-    with ``loss="gaussian_nll"``). ``predict_draws`` uses fresh masks from its key and returns
-    function draws (epistemic only).
+    with ``loss="gaussian_nll"``; dropped with ``epistemic_only=True``). ``predict_draws`` uses
+    fresh masks from its key and returns function draws (epistemic only).
 
     Parameters
     ----------
@@ -73,6 +75,7 @@ class MCDropout:
     True
     """
 
+    name = "dropout"
     kind = "MCDropout"
 
     def __init__(
@@ -144,10 +147,7 @@ class MCDropout:
         return self.model
 
     def _x(self, x: Array) -> Array:
-        x = jnp.asarray(x, dtype=float)
-        if x.ndim < self.in_ndim:
-            raise ValueError(f"x must have at least {self.in_ndim} axes, got shape {x.shape}")
-        return x
+        return check_inputs(x, self.in_ndim)
 
     # -- the UQ protocol ------------------------------------------------------------------
     def predict_mean_var(

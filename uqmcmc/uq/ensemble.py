@@ -10,7 +10,9 @@ import jax.numpy as jnp
 from flax import nnx
 
 from uqmcmc._validation import positive_int
+from uqmcmc.uq.base import UQBackend
 from uqmcmc.uq.io import ModelSpec, fill_state, load_state, save_state, state_arrays
+from uqmcmc.uq.moments import delta_mean_var, member_mean_var, mixture_mean_var
 from uqmcmc.uq.training import (
     LOSSES,
     Stacked,
@@ -23,72 +25,10 @@ from uqmcmc.uq.training import (
 
 Array = jax.Array
 
-__all__ = ["DeepEnsemble", "delta_mean_var", "member_mean_var", "mixture_mean_var"]
+__all__ = ["DeepEnsemble"]
 
 
-def member_mean_var(model: nnx.Module, x: Array) -> tuple[Array, Array]:
-    """A network's mean and aleatoric variance (zero without a ``mean_var`` head).
-
-    Examples
-    --------
-    >>> import jax.numpy as jnp
-    >>> from flax import nnx
-    >>> from uqmcmc.nets import MLP
-    >>> from uqmcmc.uq.training import GaussianHead
-    >>> mean, var = member_mean_var(MLP(1, (4,), rngs=nnx.Rngs(0)), jnp.zeros((3, 1)))
-    >>> mean.shape, var.tolist()
-    ((3,), [0.0, 0.0, 0.0])
-    >>> head = GaussianHead(MLP(1, (4,), rngs=nnx.Rngs(0)), rngs=nnx.Rngs(1))
-    >>> bool((member_mean_var(head, jnp.zeros((3, 1)))[1] > 0).all())
-    True
-    """
-    if hasattr(model, "mean_var"):
-        return model.mean_var(x)
-    mean = model(x)
-    return mean, jnp.zeros_like(mean)
-
-
-def mixture_mean_var(
-    means: Array, variances: Array, epistemic_only: bool = False
-) -> tuple[Array, Array]:
-    """Mean and variance of an equal-weight mixture of components along axis 0.
-
-    ``var`` is the variance of the component means (``ddof = 0``) plus, unless
-    ``epistemic_only``, the mean of the component variances.
-
-    Examples
-    --------
-    >>> import jax.numpy as jnp
-    >>> m, v = mixture_mean_var(jnp.array([0.0, 2.0]), jnp.array([1.0, 1.0]))
-    >>> float(m), float(v)
-    (1.0, 2.0)
-    """
-    var = jnp.var(means, axis=0)
-    if not epistemic_only:
-        var = var + jnp.mean(variances, axis=0)
-    return jnp.mean(means, axis=0), var
-
-
-def delta_mean_var(before: Array, after: Array) -> tuple[Array, Array]:
-    """Mean and variance (``ddof = 0``, axis 0) of ``after - before`` over joint components.
-
-    Row ``k`` of ``before`` and ``after`` must come from the same member (or draw), so the
-    covariance between the two points is kept.
-
-    Examples
-    --------
-    >>> import jax.numpy as jnp
-    >>> before = jnp.array([1.0, 2.0, 3.0])  # three members at x
-    >>> after = before + jnp.array([0.5, 0.5, 0.8])  # the same members at x'
-    >>> mean, var = delta_mean_var(before, after)
-    >>> round(float(mean), 2), round(float(var), 2)  # Var(after) alone is 0.89
-    (0.6, 0.02)
-    """
-    diff = after - before
-    return jnp.mean(diff, axis=0), jnp.var(diff, axis=0)
-
-
-class DeepEnsemble:
+class DeepEnsemble(UQBackend):
     """Deep ensemble of ``n_members`` networks (seed 1: 10 residual CNNs).
 
     Members share the architecture ``model_cls(**model_kwargs)`` and differ in initialisation
@@ -101,7 +41,9 @@ class DeepEnsemble:
     = 0``) plus the mean of the member variances (aleatoric; non-zero only when trained with
     ``loss="gaussian_nll"``). ``predict_draws`` draws members uniformly with replacement and
     returns their means: function draws, epistemic only, whose variance tends to the epistemic
-    part of ``var``.
+    part of ``var`` (``predict_mean_var(x, epistemic_only=True)``). The fixed draws of
+    per-draw chains are the members themselves (:meth:`draw_ids` are member indices,
+    :meth:`predict_draw` is :meth:`predict_member`).
 
     Parameters
     ----------
@@ -143,6 +85,7 @@ class DeepEnsemble:
     (3, True)
     """
 
+    name = "ensemble"
     kind = "DeepEnsemble"
 
     def __init__(
@@ -218,6 +161,15 @@ class DeepEnsemble:
         state = self._require_fit().state
         picked = jax.tree.map(lambda a: a[jnp.asarray(i)[None]], state)
         return self._outputs(picked, jnp.asarray(x, dtype=float))[0][0]
+
+    def draw_ids(self, key: Array, k: int) -> Array:
+        """Member indices ``0 .. min(k, n_members) - 1`` (``key`` is not used): the fixed
+        draws of per-draw chains are distinct members."""
+        return jnp.arange(min(positive_int("k", k), self.n_members))
+
+    def predict_draw(self, draw_id: Array | int, x: Array) -> Array:
+        """Member ``draw_id``'s prediction (:meth:`predict_member`)."""
+        return self.predict_member(draw_id, x)
 
     # -- the UQ protocol ------------------------------------------------------------------
     def predict_members(self, x: Array) -> tuple[Array, Array]:

@@ -7,7 +7,50 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from uqmcmc._validation import positive_int
+from uqmcmc.uq.base import UQBackend
+
 Array = jax.Array
+
+__all__ = ["FixedDraw", "draw_ids"]
+
+
+def _has_members(backend: Any) -> bool:
+    return callable(getattr(backend, "predict_member", None))
+
+
+def draw_ids(backend: Any, key: Array, k: int) -> Array:
+    """The ids of ``k`` fixed draws of ``backend``, one :class:`FixedDraw` (chain set) each.
+
+    A :class:`~uqmcmc.uq.base.UQBackend` answers itself (:meth:`~uqmcmc.uq.base.UQBackend.
+    draw_ids`: member indices ``0 .. min(k, n_members) - 1`` for a deep ensemble, ``k`` PRNG
+    keys from ``key`` otherwise). Any other object: member indices if it has
+    ``predict_member(index, x)`` (and at most ``n_members`` of them), else
+    ``jax.random.split(key, k)``.
+
+    Examples
+    --------
+    >>> import jax, jax.numpy as jnp
+    >>> class Noisy:  # a duck-typed backend: draws only
+    ...     def predict_mean_var(self, x):
+    ...         return x, jnp.ones_like(x)
+    ...     def predict_draws(self, key, x, n):
+    ...         return x + jax.random.normal(key, (n,) + (1,) * x.ndim)
+    >>> draw_ids(Noisy(), jax.random.key(0), 4).shape  # four PRNG keys
+    (4,)
+    >>> class Members(Noisy):  # ... with three members
+    ...     n_members = 3
+    ...     def predict_member(self, i, x):
+    ...         return x + i
+    >>> draw_ids(Members(), jax.random.key(0), 4).tolist()
+    [0, 1, 2]
+    """
+    k = positive_int("k", k)
+    if isinstance(backend, UQBackend):
+        return backend.draw_ids(key, k)
+    if _has_members(backend):
+        return jnp.arange(min(k, int(getattr(backend, "n_members", k))))
+    return jax.random.split(key, k)
 
 
 class FixedDraw:
@@ -20,9 +63,12 @@ class FixedDraw:
     Parameters
     ----------
     backend
-        Any UQ backend. If it has ``predict_member(index, x)`` (a finite set of members, such as
-        a deep ensemble) ``draw`` is that index; otherwise ``draw`` is the PRNG key passed to
-        ``predict_draws(draw, x, 1)``, which must select the same draw for every ``x``.
+        Any UQ backend. A :class:`~uqmcmc.uq.base.UQBackend` evaluates the draw with
+        :meth:`~uqmcmc.uq.base.UQBackend.predict_draw` (``draw`` is an entry of its
+        :meth:`~uqmcmc.uq.base.UQBackend.draw_ids`, see :func:`draw_ids`). Any other object:
+        if it has ``predict_member(index, x)`` (a finite set of members) ``draw`` is that
+        index; otherwise ``draw`` is the PRNG key passed to ``predict_draws(draw, x, 1)``,
+        which must select the same draw for every ``x``.
     draw
         Member index or PRNG key; may be traced (e.g. ``jax.vmap`` over draws).
 
@@ -50,15 +96,19 @@ class FixedDraw:
         return f"FixedDraw({getattr(self.backend, 'kind', type(self.backend).__name__)})"
 
     def predict(self, x: Array) -> Array:
-        member = getattr(self.backend, "predict_member", None)
-        if callable(member):
-            return member(self.draw, x)
+        """The frozen draw's prediction ``(*batch, *out_shape)``."""
+        if isinstance(self.backend, UQBackend):
+            return self.backend.predict_draw(self.draw, x)
+        if _has_members(self.backend):
+            return self.backend.predict_member(self.draw, x)
         return self.backend.predict_draws(self.draw, x, 1)[0]
 
-    def predict_mean_var(self, x: Array) -> tuple[Array, Array]:
+    def predict_mean_var(self, x: Array, *, epistemic_only: bool = False) -> tuple[Array, Array]:
+        """The frozen draw's prediction and zero variance (no aleatoric part either)."""
         f = self.predict(x)
         return f, jnp.zeros_like(f)
 
     def predict_draws(self, key: Array, x: Array, n: int) -> Array:
+        """The frozen draw, ``n`` times."""
         f = self.predict(x)
         return jnp.broadcast_to(f, (n, *f.shape))

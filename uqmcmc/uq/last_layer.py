@@ -11,6 +11,7 @@ import numpy as np
 from flax import nnx
 
 from uqmcmc._validation import positive, positive_int
+from uqmcmc.uq.base import UQBackend
 from uqmcmc.uq.io import ModelSpec, load_state, restore_module, save_state, state_arrays
 from uqmcmc.uq.training import as_key, train
 
@@ -145,7 +146,7 @@ def design(model: nnx.Module, x: Array) -> Array:
     return rows
 
 
-class BayesianLastLayer:
+class BayesianLastLayer(UQBackend):
     """Bayesian last layer over a trained network following the uqmcmc convention.
 
     The network (trained here with MSE, or passed already trained to :meth:`fit`) is frozen;
@@ -196,6 +197,7 @@ class BayesianLastLayer:
     True
     """
 
+    name = "last_layer"
     kind = "BayesianLastLayer"
 
     def __init__(

@@ -3,7 +3,6 @@ reference chains (:mod:`~uqmcmc.workflows.exact`) and the comparison of every UQ
 them (:mod:`~uqmcmc.workflows.compare` and its settings, chains and report modules)."""
 
 from uqmcmc.workflows.compare import CompareResult, run_compare
-from uqmcmc.workflows.compare_backends import fit_backend, make_backend
 from uqmcmc.workflows.compare_chains import PENALTY, ChainPlan, per_draw_algorithm
 from uqmcmc.workflows.compare_config import BACKENDS, CompareConfig
 from uqmcmc.workflows.compare_report import format_comparison, write_compare_report
@@ -18,10 +17,8 @@ __all__ = [
     "ExactConfig",
     "ExactResult",
     "exact_table",
-    "fit_backend",
     "format_comparison",
     "format_table",
-    "make_backend",
     "per_draw_algorithm",
     "run_compare",
     "run_exact",

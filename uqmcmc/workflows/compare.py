@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from uqmcmc import _arviz
 from uqmcmc.targets import Phi4
-from uqmcmc.workflows.compare_backends import fit_backend
+from uqmcmc.uq import registry
 from uqmcmc.workflows.compare_chains import ChainPlan, exact_mala, member_runs, rule_pair
 from uqmcmc.workflows.compare_config import CompareConfig
 from uqmcmc.workflows.compare_report import write_compare_report
@@ -41,7 +41,9 @@ class CompareResult:
     ``runs`` maps a run name (``"exact-mala"``, ``"<backend>/<mode>/<none|cd>"``) to its
     ArviZ data; ``comparison`` is :func:`uqmcmc.diagnostics.compare_to_exact`'s table,
     ``epistemic`` the per-draw spread, ``identities`` the exact-identity checks; ``timings``
-    the seconds per stage. See :func:`run_compare` for an example.
+    the seconds per stage; ``members`` the per-draw runs of each backend and ``predictions``
+    each backend's ``(mean, var, truth)`` of ``grad S`` on the test split. See
+    :func:`run_compare` for an example.
 
     Examples
     --------
@@ -59,6 +61,8 @@ class CompareResult:
     calibration: dict[str, dict]
     timings: dict[str, float] = field(default_factory=dict)
     out: Path | None = None
+    members: dict[str, list] = field(default_factory=dict)
+    predictions: dict[str, tuple] = field(default_factory=dict)
 
 
 def run_compare(cfg: CompareConfig | None = None, *, progress: bool = True) -> CompareResult:
@@ -131,6 +135,7 @@ def run_compare(cfg: CompareConfig | None = None, *, progress: bool = True) -> C
         data = make_dataset(target, k_data, cfg.n_train + cfg.n_test, n_test=cfg.n_test)
         done("dataset", t0)
 
+        settings = cfg.backend_settings()
         calibration: dict[str, dict] = {}
         predictions: dict[str, tuple] = {}
         chain_jobs: dict[str, list[Future]] = {}
@@ -140,8 +145,8 @@ def run_compare(cfg: CompareConfig | None = None, *, progress: bool = True) -> C
         with ThreadPoolExecutor(max_workers=2) as pool:
             for i, name in enumerate(cfg.backends):
                 t0 = stage(f"train {name}")
-                backend = fit_backend(
-                    name, cfg, data.train.x, data.train.grad, jax.random.fold_in(k_fit, i)
+                backend = registry.fit(
+                    name, settings, data.train.x, data.train.grad, jax.random.fold_in(k_fit, i)
                 )
                 backend.save(out / "backends" / name)
                 calibration[name] = _calibration(backend, data.test)
@@ -167,8 +172,11 @@ def run_compare(cfg: CompareConfig | None = None, *, progress: bool = True) -> C
                 members[name] = member_job.result()
 
         t0 = stage("report")
-        result = CompareResult(cfg, exact, runs, None, None, None, calibration, out=out)
-        write_compare_report(result, target, members, predictions)
+        result = CompareResult(
+            cfg, exact, runs, None, None, None, calibration, out=out, members=members,
+            predictions=predictions,
+        )  # fmt: skip
+        write_compare_report(result)
         result.timings = timings
         done("report", t0)
     (out / "timings.json").write_text(json.dumps(timings, indent=2))

@@ -14,9 +14,17 @@ import jax.numpy as jnp
 import numpy as np
 
 from uqmcmc import _arviz
-from uqmcmc.mcmc import ExactDelta, GradientDelta, batched, mala, run_chains, split_batched
-from uqmcmc.mcmc.acceptance import switch_penalty
-from uqmcmc.uq.fixed import FixedDraw
+from uqmcmc.mcmc import (
+    ExactDelta,
+    GradientDelta,
+    Switch,
+    as_penalty,
+    batched,
+    mala,
+    run_chains,
+    split_batched,
+)
+from uqmcmc.uq.fixed import FixedDraw, draw_ids
 from uqmcmc.workflows.compare_config import CompareConfig
 
 #: Acceptance rule of the penalty chains for each estimator mode.
@@ -73,9 +81,9 @@ def per_draw_algorithm(
     >>> from uqmcmc.targets import Phi4
     >>> from uqmcmc.uq.data import make_dataset
     >>> data = make_dataset(Phi4(4, 0.5, 1.0), jax.random.key(0), 12, n_test=4)
-    >>> from uqmcmc.workflows.compare_backends import fit_backend
-    >>> cfg = CompareConfig(epochs=1, n_members=2)
-    >>> ens = fit_backend("ensemble", cfg, data.train.x, data.train.grad, jax.random.key(1))
+    >>> from uqmcmc.uq import registry
+    >>> settings = registry.BackendSettings(epochs=1, n_members=2)
+    >>> ens = registry.fit("ensemble", settings, data.train.x, data.train.grad, jax.random.key(1))
     >>> alg = per_draw_algorithm(ens, jnp.arange(2), lambda b: mala(GradientDelta(b), 0.01))
     >>> state = alg.init(jnp.zeros((2, 4, 4)))  # chain k on member k
     >>> state, info = alg.step(jax.random.key(2), state)
@@ -85,17 +93,23 @@ def per_draw_algorithm(
     return batched(draws, lambda draw: make_algorithm(FixedDraw(backend, draw)))
 
 
-def _draw_specs(backend: Any, key, k: int):
-    if callable(getattr(backend, "predict_member", None)):
-        n = getattr(backend, "n_members", k)
-        return jnp.arange(min(k, n))
-    return jax.random.split(key, k)
-
-
 def exact_mala(plan: ChainPlan, key: jax.Array) -> tuple[Any, float]:
     """Exact-ΔS MALA (the control run) from ``plan.x0``; tunes the step size shared by every
     surrogate run (towards acceptance 0.6) unless the settings fix it. Returns the run and the
-    step size."""
+    step size.
+
+    Examples
+    --------
+    >>> import jax, numpy as np
+    >>> from uqmcmc.targets import Phi4
+    >>> target = Phi4(4, 0.5, 1.0)
+    >>> cfg = CompareConfig(L=4, beta=0.5, steps=20, warmup=10, thin=1, n_fixed=2,
+    ...                     member_chains=2, member_steps=20, n_draws=4)
+    >>> start = np.asarray(jax.random.normal(jax.random.key(0), (2, 3, 4, 4))) * 0.5
+    >>> control, eps = exact_mala(ChainPlan(cfg, target, 0.0, start), jax.random.key(1))
+    >>> control.posterior["sd"].shape, eps > 0
+    ((2, 20), True)
+    """
     cfg = plan.cfg
     est = ExactDelta(plan.target)
     attrs = {**est.params, "acceptance": "none", "kernel": "mala", "seed": cfg.seed}
@@ -114,15 +128,35 @@ def exact_mala(plan: ChainPlan, key: jax.Array) -> tuple[Any, float]:
 
 def rule_pair(plan: ChainPlan, name: str, backend: Any, mode: str, key: jax.Array) -> list:
     """The naive and the Ceperley-Dewing chains of one estimator mode of ``backend``, run side
-    by side (one compiled step, :func:`~uqmcmc.mcmc.acceptance.switch_penalty`); each chain
-    pair starts from the same equilibrated configuration. Returns ``[naive, penalised]``."""
+    by side (one compiled step, :class:`~uqmcmc.mcmc.Switch`); each chain
+    pair starts from the same equilibrated configuration. Returns ``[naive, penalised]``.
+
+    Examples
+    --------
+    >>> import jax, numpy as np
+    >>> from uqmcmc.targets import Phi4
+    >>> target = Phi4(4, 0.5, 1.0)
+    >>> cfg = CompareConfig(L=4, beta=0.5, steps=20, warmup=10, thin=1, n_fixed=2,
+    ...                     member_chains=2, member_steps=20, n_draws=4)
+    >>> start = np.asarray(jax.random.normal(jax.random.key(0), (2, 3, 4, 4))) * 0.5
+    >>> class ExactGrad:  # a "surrogate" of grad S with no error and no noise
+    ...     def predict_mean_var(self, x):
+    ...         return target.grad(x), jax.numpy.zeros_like(x)
+    ...     def predict_draws(self, key, x, n):
+    ...         return jax.numpy.broadcast_to(target.grad(x), (n, *x.shape))
+    >>> plan = ChainPlan(cfg, target, 0.02, start)
+    >>> naive, cd = rule_pair(plan, "exact", ExactGrad(), "draws", jax.random.key(2))
+    >>> naive.posterior.attrs["acceptance"], cd.posterior.attrs["acceptance"]
+    ('none', 'ceperley-dewing-estimated')
+    """
     cfg = plan.cfg
     n_draws = cfg.n_draws if mode == "draws" else None
     est = GradientDelta(backend, rule=cfg.rule, mode=mode, n_draws=n_draws)
     rule = PENALTY[mode]
+    penalty = as_penalty(rule, est.n_draws)
     alg = batched(
         jnp.array([False, True]),
-        lambda on: mala(est, plan.step_size, acceptance=switch_penalty(rule, est.n_draws, on)),
+        lambda on: mala(est, plan.step_size, acceptance=Switch(penalty, on)),
     )
     attrs = {**est.params, "kernel": "mala", "backend": name, "mode": mode,
              "seed": cfg.seed}  # fmt: skip
@@ -136,10 +170,29 @@ def rule_pair(plan: ChainPlan, name: str, backend: Any, mode: str, key: jax.Arra
 def member_runs(plan: ChainPlan, name: str, backend: Any, key: jax.Array, index: int) -> list:
     """One chain set per fixed member / posterior draw, all drawn in one vmapped run, each
     chain started from a random configuration of the exact chain (``plan.equilibrated``).
-    ``index`` (the backend's position in the run) selects the keys from ``key``."""
+    ``index`` (the backend's position in the run) selects the keys from ``key``.
+
+    Examples
+    --------
+    >>> import jax, numpy as np
+    >>> from uqmcmc.targets import Phi4
+    >>> target = Phi4(4, 0.5, 1.0)
+    >>> cfg = CompareConfig(L=4, beta=0.5, steps=20, warmup=10, thin=1, n_fixed=2,
+    ...                     member_chains=2, member_steps=20, n_draws=4)
+    >>> start = np.asarray(jax.random.normal(jax.random.key(0), (2, 3, 4, 4))) * 0.5
+    >>> class ExactGrad:  # a "surrogate" of grad S with no error and no noise
+    ...     def predict_mean_var(self, x):
+    ...         return target.grad(x), jax.numpy.zeros_like(x)
+    ...     def predict_draws(self, key, x, n):
+    ...         return jax.numpy.broadcast_to(target.grad(x), (n, *x.shape))
+    >>> sets = member_runs(ChainPlan(cfg, target, 0.02, start), "exact", ExactGrad(),
+    ...                    jax.random.key(3), 0)
+    >>> len(sets), sets[0].posterior["abs_m"].shape  # n_fixed sets of member_chains chains
+    (2, (2, 20))
+    """
     cfg, target = plan.cfg, plan.target
     k_draw, k_pick, k_run = (jax.random.fold_in(key, index + o) for o in (0, 100, 200))
-    draws = _draw_specs(backend, k_draw, cfg.n_fixed)
+    draws = draw_ids(backend, k_draw, cfg.n_fixed)
     k = int(jax.tree.leaves(draws)[0].shape[0])
     alg = per_draw_algorithm(
         backend, draws, lambda b: mala(GradientDelta(b, rule=cfg.rule), plan.step_size, "none")

@@ -10,8 +10,10 @@ from pathlib import Path
 
 from uqmcmc._validation import positive, positive_int
 from uqmcmc.targets import Phi4
+from uqmcmc.uq import registry
 
-#: Backend names accepted by ``--backends``, in report order.
+#: The built-in backends, in report order (the default of ``backends``); ``--backends`` accepts
+#: every name of :func:`uqmcmc.uq.registry.names`, a user's registered backends included.
 BACKENDS = ("ensemble", "dropout", "last_layer", "bnn", "deep_kernel")
 
 
@@ -23,7 +25,7 @@ class CompareConfig:
     after ``warmup`` for every surrogate run, ``thin`` between kept draws; ``exact_steps``
     checkerboard sweeps for the reference. ``member_chains`` x ``member_steps`` for each of
     ``n_fixed`` fixed-draw chain sets per backend. Data: ``n_train`` + ``n_test``
-    configurations (seed 1: 180 + 20). ``epochs`` of training (``svi_steps`` for the BNN,
+    configurations (Tzivrailis et al.: 180 + 20). ``epochs`` of training (``svi_steps`` for the BNN,
     plus ``gp_steps`` of the deep kernel's GP fit); ``n_members`` ensemble members;
     ``n_draws`` joint draws per step in ``draws`` mode; ``rule`` the quadrature of ``grad S``.
 
@@ -107,8 +109,23 @@ class CompareConfig:
         if self.step_size is not None:
             positive("step_size", self.step_size)
         backends = tuple(self.backends)
-        bad = [b for b in backends if b not in BACKENDS]
+        known = registry.names()
+        bad = [b for b in backends if b not in known]
         if bad or not backends:
-            raise ValueError(f"backends must be a non-empty subset of {BACKENDS}, got {bad}")
+            raise ValueError(f"backends must be a non-empty subset of {known}, got {bad}")
         self.backends = backends
         return self
+
+    def backend_settings(self) -> registry.BackendSettings:
+        """The settings the backends' builders and fit settings read
+        (:class:`uqmcmc.uq.registry.BackendSettings`).
+
+        Examples
+        --------
+        >>> CompareConfig(n_members=4, epochs=7).backend_settings().epochs
+        7
+        """
+        return registry.BackendSettings(
+            n_members=self.n_members, epochs=self.epochs, svi_steps=self.svi_steps,
+            gp_steps=self.gp_steps,
+        )  # fmt: skip

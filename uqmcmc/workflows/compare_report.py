@@ -12,6 +12,7 @@ import numpy as np
 
 from uqmcmc import _arviz, diagnostics
 from uqmcmc._meta import versions
+from uqmcmc.targets import Phi4
 
 
 def _highlights(runs: Mapping[str, Any]) -> list[str]:
@@ -19,29 +20,36 @@ def _highlights(runs: Mapping[str, Any]) -> list[str]:
     return [k for k in runs if k == "exact-mala" or k.endswith("/draws/cd")]
 
 
-def write_compare_report(
-    result: Any, target: Any, members: Mapping[str, list], predictions: Mapping[str, tuple]
-) -> Any:
+def write_compare_report(result: Any) -> Any:
     """Compare every run of ``result`` (a :class:`~uqmcmc.workflows.compare.CompareResult`
-    holding the runs) with the exact chain, check the exact identities, save each run and write
-    the report folder ``result.out``; fills ``comparison``, ``epistemic`` and ``identities``
-    and returns ``result``. ``members`` maps a backend to its per-draw runs, ``predictions``
-    to its ``(mean, var, truth)`` on the test split."""
+    holding the runs, per-draw runs and test-split predictions) with the exact chain, check the
+    exact identities, save each run and write the report folder ``result.out``; fills
+    ``comparison``, ``epistemic`` and ``identities`` and returns ``result``.
+
+    Examples
+    --------
+    Write the report of a finished run again, into another folder (a tiny run here):
+
+    >>> import dataclasses, tempfile
+    >>> from uqmcmc.workflows import CompareConfig, run_compare
+    >>> cfg = CompareConfig.quick_config(
+    ...     backends=("last_layer",), steps=40, warmup=20, exact_steps=200, member_steps=40,
+    ...     n_train=16, n_test=4, epochs=2, identity_positions=8, out=tempfile.mkdtemp())
+    >>> res = run_compare(cfg, progress=False)
+    >>> again = write_compare_report(dataclasses.replace(res, out=Path(tempfile.mkdtemp())))
+    >>> (again.out / "report.html").exists(), len(again.comparison) == len(res.comparison)
+    (True, True)
+    """
     import pandas as pd
 
-    cfg, exact, runs, calibration, out = (
-        result.config,
-        result.exact,
-        result.runs,
-        result.calibration,
-        Path(result.out),
-    )
+    cfg, exact, runs, out = result.config, result.exact, result.runs, Path(result.out)
+    calibration, members, predictions = result.calibration, result.members, result.predictions
+    target = Phi4(cfg.L, cfg.beta, cfg.g)
     comparison = diagnostics.compare_to_exact(runs, exact)
     epistemic = diagnostics.epistemic_spread(members, exact) if members else None
     identities = diagnostics.check_identities(target, runs, num_positions=cfg.identity_positions)
     for name, idata in {"exact": exact, **runs}.items():
-        _arviz.drop_posterior_vars(idata, ["position"])
-        _arviz.save(idata, out / f"{name.replace('/', '_')}.nc")
+        _arviz.save(idata, out / f"{name.replace('/', '_')}.nc", drop=("position",))
     calib = pd.DataFrame([{"backend": k, **v} for k, v in calibration.items()])
     everything = {"exact": exact, **runs}
     figures = {

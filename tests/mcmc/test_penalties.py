@@ -1,6 +1,5 @@
-"""Acceptance rules: the estimated-variance penalty, rule names, the Metropolis step, warnings."""
-
-import warnings
+"""Penalties: the estimated-variance series, the penalty objects and rule names, the
+Metropolis step (fast; the statistical exactness of the rules is in test_penalty_exactness.py)."""
 
 import jax
 import jax.numpy as jnp
@@ -8,17 +7,19 @@ import numpy as np
 import pytest
 from scipy.special import hyp0f1
 
-from uqmcmc.mcmc.acceptance import (
+from uqmcmc.mcmc import (
     RULES,
+    CeperleyDewing,
+    CeperleyDewingEstimated,
     NoisyInfo,
     NoisyState,
-    check_noise,
-    estimated_penalty,
-    estimated_penalty_limit,
-    metropolis_step,
-    penalty_rule,
+    NoPenalty,
+    Switch,
+    as_penalty,
 )
 from uqmcmc.mcmc.estimators import Cache, DeltaEstimate, standard_normal
+from uqmcmc.mcmc.hyp0f1 import estimated_penalty, estimated_penalty_limit
+from uqmcmc.mcmc.metropolis import metropolis_step
 
 
 @pytest.mark.parametrize("n", [2, 3, 5, 10, 20, 40, 100])
@@ -83,21 +84,25 @@ def test_estimated_penalty_is_unbiased_for_exp_minus_half_sigma2(n, sigma2):
 
 def test_penalty_rules():
     var = jnp.array([0.0, 0.5, 2.0])
-    u, valid = penalty_rule("none")(var)
+    u, valid = as_penalty("none")(var)
     assert np.all(np.asarray(u) == 0) and np.all(np.asarray(valid))
-    u, valid = penalty_rule("ceperley-dewing")(var)
+    u, valid = as_penalty("ceperley-dewing")(var)
     np.testing.assert_allclose(u, [0.0, 0.25, 1.0])
-    u, valid = penalty_rule("ceperley-dewing-estimated", n_draws=10)(var)
+    u, valid = as_penalty("ceperley-dewing-estimated", n_draws=10)(var)
     np.testing.assert_allclose(u, np.asarray(estimated_penalty(var, 10)[0]))
     assert set(RULES) == {"none", "ceperley-dewing", "ceperley-dewing-estimated"}
 
 
 def test_invalid_rules():
     with pytest.raises(ValueError, match="acceptance"):
-        penalty_rule("barker")
+        as_penalty("barker")
+    with pytest.raises(ValueError, match="acceptance must be one of"):
+        as_penalty("barker")
     for n in (None, 1, 0, 2.5):
         with pytest.raises(ValueError, match="n_draws"):
-            penalty_rule("ceperley-dewing-estimated", n_draws=n)
+            as_penalty("ceperley-dewing-estimated", n_draws=n)
+        with pytest.raises(ValueError, match="needs a sample variance"):
+            CeperleyDewingEstimated(n)
 
 
 def _states():
@@ -122,7 +127,7 @@ def _states():
 )
 def test_metropolis_step_rejects_nonfinite_and_out_of_range(estimate, rule, flag):
     state, proposed = _states()
-    rule = penalty_rule("ceperley-dewing-estimated", 10) if rule == "est" else penalty_rule(rule)
+    rule = as_penalty("ceperley-dewing-estimated", 10) if rule == "est" else as_penalty(rule)
     new, info = jax.jit(metropolis_step, static_argnums=4)(
         jax.random.key(0), state, proposed, estimate, rule
     )
@@ -136,18 +141,82 @@ def test_metropolis_step_accepts_downhill_and_reports():
     state, proposed = _states()
     estimate = DeltaEstimate(jnp.asarray(-5.0), jnp.asarray(2.0), jnp.asarray(True))
     new, info = metropolis_step(
-        jax.random.key(0), state, proposed, estimate, penalty_rule("ceperley-dewing")
+        jax.random.key(0), state, proposed, estimate, as_penalty("ceperley-dewing")
     )
     assert isinstance(info, NoisyInfo) and bool(info.is_accepted)
     assert float(new.position[0]) == 1.0 and float(info.penalty) == 1.0
     assert float(new.logdensity) == 1.0
 
 
-def test_check_noise_warns_once_above_threshold():
-    with pytest.warns(UserWarning, match="2 Phi") as record:
-        sigma = check_noise({"delta_var": np.full((4, 50), 6.25)})
-    assert sigma == pytest.approx(2.5) and len(record) == 1
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        assert check_noise(np.full((4, 50), 1.0)) == pytest.approx(1.0)
-        assert np.isnan(check_noise(np.full(3, np.nan)))
+# -- the penalty objects -----------------------------------------------------------------------
+def test_rule_names_make_named_penalties():
+    made = {rule: as_penalty(rule, n_draws=5) for rule in RULES}
+    assert [type(p) for p in made.values()] == [NoPenalty, CeperleyDewing, CeperleyDewingEstimated]
+    assert all(p.name == rule for rule, p in made.items())
+    assert made["ceperley-dewing-estimated"].n_draws == 5
+    assert as_penalty("ceperley-dewing", n_draws=None) == CeperleyDewing()  # n_draws unused
+    assert CeperleyDewingEstimated(np.int64(4)) == CeperleyDewingEstimated(4)  # stored as int
+    assert isinstance(CeperleyDewingEstimated(4.0).n_draws, int)
+
+
+def test_penalties_are_immutable_and_pass_through_as_penalty():
+    penalty = CeperleyDewingEstimated(4)
+    with pytest.raises(AttributeError):
+        penalty.n_draws = 7
+    assert as_penalty(penalty) is penalty and as_penalty(penalty, n_draws=10) is penalty
+    switched = Switch(penalty, True)
+    assert as_penalty(switched) is switched
+
+    def custom(var):  # backwards compatibility: any callable var -> (u, valid)
+        return 0.25 * var, var >= 0
+
+    assert as_penalty(custom) is custom
+    with pytest.raises(ValueError, match="acceptance must be one of"):
+        as_penalty(None)
+    with pytest.raises(TypeError, match="Switch needs a penalty"):
+        Switch("ceperley-dewing", True)
+
+
+def test_penalty_values_match_the_formulas():
+    var = jnp.array([0.0, 0.5, 2.0])
+    np.testing.assert_array_equal(NoPenalty()(var)[0], 0.0)
+    np.testing.assert_array_equal(CeperleyDewing()(var)[0], 0.5 * var)
+    u, valid = CeperleyDewingEstimated(10)(var)
+    ref_u, ref_valid = estimated_penalty(var, 10)
+    np.testing.assert_array_equal(u, ref_u)
+    np.testing.assert_array_equal(valid, ref_valid)
+    for penalty in (NoPenalty(), CeperleyDewing()):
+        assert penalty(var)[1].dtype == bool and bool(penalty(var)[1].all())
+
+
+def test_penalties_are_pytrees_with_static_n_draws():
+    assert jax.tree.leaves(CeperleyDewingEstimated(6)) == []
+    assert jax.tree.leaves(NoPenalty()) == [] and jax.tree.leaves(CeperleyDewing()) == []
+    on = jnp.array([False, True])
+    assert len(jax.tree.leaves(Switch(CeperleyDewingEstimated(6), on))) == 1  # only `on`
+    # through jit as an argument: n_draws stays static, `on` is traced
+    apply = jax.jit(lambda penalty, var: penalty(var))
+    u, _ = apply(CeperleyDewingEstimated(6), jnp.asarray(0.1))
+    assert float(u) == pytest.approx(float(estimated_penalty(jnp.asarray(0.1), 6)[0]))
+    u, _ = apply(Switch(CeperleyDewing(), jnp.asarray(False)), jnp.asarray(2.0))
+    assert float(u) == 0.0
+    # hashable: usable as a static argument, equal by value
+    assert hash(CeperleyDewingEstimated(6)) == hash(CeperleyDewingEstimated(6))
+
+
+def test_switch_under_vmap_runs_both_rules_side_by_side():
+    var = jnp.array([0.5, 99.0])  # 99 is out of the estimated rule's range
+    pair = Switch(CeperleyDewingEstimated(5), jnp.array([False, True]))
+    u, valid = jax.vmap(lambda p: p(var))(pair)
+    np.testing.assert_array_equal(u[0], [0.0, 0.0])
+    np.testing.assert_array_equal(valid[0], [True, True])  # off: never out of range
+    ref_u, ref_valid = estimated_penalty(var, 5)
+    np.testing.assert_array_equal(u[1], ref_u)
+    np.testing.assert_array_equal(valid[1], ref_valid)
+    assert not bool(valid[1, 1]) and np.isinf(u[1, 1])
+    # `on` built inside the vmapped function, as `batched` does
+    u, _ = jax.vmap(lambda on: Switch(CeperleyDewing(), on)(jnp.asarray(2.0)))(
+        jnp.array([True, False])
+    )
+    assert u.tolist() == [1.0, 0.0]
+    assert pair.name == "switch(ceperley-dewing-estimated)"

@@ -11,10 +11,20 @@ import numpy as np
 import pytest
 from _standins import equilibrated_phi4, phi4_reference, sample, z_vs_reference
 
-from uqmcmc.mcmc import NoisyOracle, batched, rmh, run_chains, split_batched
-from uqmcmc.mcmc.acceptance import switch_penalty
+from uqmcmc.mcmc import (
+    CeperleyDewing,
+    NoisyOracle,
+    Switch,
+    batched,
+    rmh,
+    run_chains,
+    split_batched,
+)
 from uqmcmc.mcmc.estimators import standard_normal
 from uqmcmc.targets import DoubleWell, Gaussian, Phi4
+
+#: Long statistical tests: many chains per program, tolerance in MCSE units.
+pytestmark = pytest.mark.slow
 
 GAUSS = Gaussian(jnp.array([0.5, -1.0]), jnp.array([[1.0, 0.6], [0.6, 2.0]]))
 WELL = DoubleWell(dim=1, barrier=1.0, tilt=0.3)
@@ -73,7 +83,7 @@ PHI4 = Phi4(L=4, beta=0.5, g=1.0)
 
 
 def test_batched_rule_pair_behaves_as_each_rule_alone():
-    """The naive and penalised rules side by side in ONE program (``switch_penalty`` under
+    """The naive and penalised rules side by side in ONE program (``Switch`` under
     ``batched``, through ``run_chains`` and ``split_batched``, as ``uqmcmc compare`` runs them):
     the penalised half is exact, the naive half is heated by the noise."""
     target, eps = TARGETS["gaussian"]
@@ -81,7 +91,7 @@ def test_batched_rule_pair_behaves_as_each_rule_alone():
     mean = jnp.asarray(mom["mean"])
     alg = batched(
         jnp.array([False, True]),
-        lambda on: rmh(NoisyOracle(target, 2.0), eps, switch_penalty("ceperley-dewing", None, on)),
+        lambda on: rmh(NoisyOracle(target, 2.0), eps, Switch(CeperleyDewing(), on)),
     )
     x0 = mean + standard_normal(jax.random.key(1), (N_CHAINS, 2, *target.shape))
     idata = run_chains(

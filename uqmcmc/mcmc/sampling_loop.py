@@ -1,0 +1,278 @@
+"""The sampling loop of :func:`~uqmcmc.mcmc.run_chains`: every chain under ``vmap``, in chunks.
+
+Warm-up and sampling run as compiled chunks (a ``lax.fori_loop`` of ``lax.fori_loop`` s) so a
+progress bar can advance between them; one chunk program serves warm-up and sampling of every
+chunk length, so a run compiles its kernel step once. What is recorded per kept draw is the
+``record(states, info)`` function of :func:`make_recorder`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from tqdm.auto import tqdm
+
+from uqmcmc.mcmc.adaptation import StepSizeAdaptation
+
+Array = jax.Array
+Build = Callable[[Array], Any]  # step_size -> SamplingAlgorithm | BatchedAlgorithm
+Recorder = Callable[[Any, Any], dict[str, dict[str, Array]]]
+
+__all__ = ["LoopConfig", "LoopResult", "chunk_sizes", "make_recorder", "sample_chains"]
+
+
+class LoopConfig(NamedTuple):
+    """The lengths of a run.
+
+    warmup
+        Steps discarded first (adapting the step size if the adaptation tunes).
+    num_draws
+        Draws kept after the warm-up, one every ``thin`` steps.
+    thin
+        Steps per kept draw.
+    num_chunks
+        About this many compiled chunks per phase (the progress bar advances between them).
+    progress
+        Show a progress bar.
+
+    Examples
+    --------
+    >>> LoopConfig(warmup=10, num_draws=5, thin=2, num_chunks=3).num_steps
+    20
+    """
+
+    warmup: int
+    num_draws: int
+    thin: int = 1
+    num_chunks: int = 20
+    progress: bool = False
+
+    @property
+    def num_steps(self) -> int:
+        """Kernel steps in all: warm-up plus ``num_draws * thin``."""
+        return self.warmup + self.num_draws * self.thin
+
+
+class LoopResult(NamedTuple):
+    """What :func:`sample_chains` returns.
+
+    states
+        The final kernel states (batched over chains).
+    step_size
+        The step size the draws were made with (adapted or fixed).
+    records
+        One dict ``{"obs": ..., "stats": ...}`` of host arrays per sampling chunk, each leaf
+        with the chunk's draws on its leading axis.
+    wall_time
+        Seconds from the initial states to the last draw (compilation included).
+
+    Examples
+    --------
+    >>> LoopResult._fields
+    ('states', 'step_size', 'records', 'wall_time')
+    """
+
+    states: Any
+    step_size: Any
+    records: list[dict[str, dict[str, Any]]]
+    wall_time: float
+
+
+def chunk_sizes(total: int, num_chunks: int) -> list[int]:
+    """Cut ``total`` into at most ``num_chunks`` equal pieces plus one remainder.
+
+    Examples
+    --------
+    >>> chunk_sizes(10, 3), chunk_sizes(0, 5)
+    ([4, 4, 2], [])
+    """
+    if total == 0:
+        return []
+    size = max(1, -(-total // num_chunks))
+    pieces = [size] * (total // size)
+    if total % size:
+        pieces.append(total % size)
+    return pieces
+
+
+def _per_chain_scalars(info: Any, shape: tuple[int, ...]) -> dict[str, Array]:
+    """The fields of an Info NamedTuple that hold one scalar per chain (and per variant of a
+    batched algorithm): those of shape ``shape``."""
+    fields = getattr(info, "_asdict", lambda: {})()
+    return {
+        name: value
+        for name, value in fields.items()
+        if isinstance(value, jax.Array) and value.shape == shape
+    }
+
+
+def make_recorder(
+    observables: Callable[[Array], Mapping[str, Array]],
+    stat_shape: tuple[int, ...],
+    record_positions: bool = False,
+) -> Recorder:
+    """``record(states, info)``: the observables of every chain and its per-chain statistics.
+
+    Parameters
+    ----------
+    observables
+        Function of ONE position (of one variant, for a batched algorithm: then pass it
+        vmapped over the variants) returning a dict of arrays.
+    stat_shape
+        ``(n_chains,)``, or ``(n_chains, K)`` for a batched algorithm: the Info fields of this
+        shape are recorded (``acceptance_rate``, ``is_accepted``, ...), plus ``lp`` when the
+        state has a ``logdensity``.
+    record_positions
+        Also record the whole positions as ``position``.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> from blackjax.mcmc.random_walk import RWInfo, RWState
+    >>> record = make_recorder(lambda x: {"r2": jnp.sum(x**2)}, (3,))
+    >>> states = RWState(jnp.ones((3, 2)), jnp.zeros(3))
+    >>> rec = record(states, RWInfo(jnp.ones(3), jnp.ones(3, bool), None))
+    >>> rec["obs"]["r2"].tolist(), sorted(rec["stats"])
+    ([2.0, 2.0, 2.0], ['acceptance_rate', 'is_accepted', 'lp'])
+    """
+
+    def record(states: Any, info: Any) -> dict[str, dict[str, Array]]:
+        rec = {"obs": jax.vmap(observables)(states.position)}
+        rec["stats"] = _per_chain_scalars(info, stat_shape)
+        if hasattr(states, "logdensity"):
+            rec["stats"]["lp"] = states.logdensity
+        if record_positions:
+            rec["obs"]["position"] = states.position
+        return rec
+
+    return record
+
+
+def _chunk_runner(
+    step_all: Callable, record: Recorder, adaptation: StepSizeAdaptation, max_records: int
+) -> Callable:
+    @jax.jit
+    def run_chunk(carry, key, n, inner, adapt, keep, eps_fixed):
+        """``n`` times ``inner`` steps, each time recorded into a buffer of ``max_records``
+        rows when ``keep``.
+
+        ``n``, ``inner``, ``adapt`` and ``keep`` are traced, so warm-up (``inner = 1``, step
+        size adapted when tuning, nothing recorded) and sampling (``inner = thin``) of every
+        chunk length share ONE compiled program: a chain run compiles its kernel step once.
+        """
+
+        def step(c):
+            states, da, info, count = c
+            eps = jnp.where(adapt, adaptation.current(da), eps_fixed)
+            states, info = step_all(jax.random.fold_in(key, count), states, eps)
+            if adaptation.tunes:
+                tuned = adaptation.update(da, info)
+                da = jax.tree.map(lambda a, b: jnp.where(adapt, a, b), tuned, da)
+            return states, da, info, count + 1
+
+        def body(i, c):
+            c, buf = c
+            c = jax.lax.fori_loop(0, inner, lambda _, cc: step(cc), c)
+            buf = jax.lax.cond(
+                keep,
+                lambda b: jax.tree.map(lambda a, r: a.at[i].set(r), b, record(c[0], c[2])),
+                lambda b: b,
+                buf,
+            )
+            return c, buf
+
+        states, da = carry
+        info = jax.eval_shape(lambda s: step_all(key, s, eps_fixed)[1], states)
+        info = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), info)
+        rec = jax.eval_shape(record, states, info)
+        buf = jax.tree.map(lambda a: jnp.zeros((max_records, *a.shape), a.dtype), rec)
+        (states, da, _, _), buf = jax.lax.fori_loop(
+            0, n, body, ((states, da, info, jnp.int32(0)), buf)
+        )
+        return (states, da), buf
+
+    return run_chunk
+
+
+def sample_chains(
+    build: Build,
+    positions: Array,
+    key: Array,
+    step_size: Array,
+    adaptation: StepSizeAdaptation,
+    record: Recorder,
+    config: LoopConfig,
+) -> LoopResult:
+    """Initialise one chain per position, warm up, then sample and record.
+
+    Parameters
+    ----------
+    build
+        ``step_size -> algorithm`` (``init``, ``step``); a fixed algorithm ignores its argument.
+    positions
+        ``(n_chains, *position_shape)``.
+    key
+        A JAX PRNG key: split into warm-up and sampling keys, each folded with the chunk index.
+    step_size
+        The initial (or only) step size, an array.
+    adaptation
+        A :class:`~uqmcmc.mcmc.adaptation.StepSizeAdaptation`, e.g.
+        :func:`~uqmcmc.mcmc.adaptation.fixed_step_size`.
+    record
+        What to keep per draw (:func:`make_recorder`).
+    config
+        The lengths (:class:`LoopConfig`).
+
+    Examples
+    --------
+    >>> import blackjax, jax, jax.numpy as jnp
+    >>> from uqmcmc.mcmc.adaptation import fixed_step_size
+    >>> alg, eps = blackjax.normal_random_walk(lambda x: -0.5 * x @ x, 1.0), jnp.asarray(1.0)
+    >>> out = sample_chains(lambda _: alg, jnp.zeros((2, 1)), jax.random.key(0), eps,
+    ...                     fixed_step_size(eps), make_recorder(lambda x: {"x": x[0]}, (2,)),
+    ...                     LoopConfig(warmup=5, num_draws=6, num_chunks=2))
+    >>> [r["obs"]["x"].shape for r in out.records], out.states.position.shape
+    ([(3, 2), (3, 2)], (2, 1))
+    """
+    if config.num_draws < 1:
+        raise ValueError(f"a run keeps at least one draw, got num_draws={config.num_draws}")
+    n_chains = positions.shape[0]
+
+    def step_all(key, states, eps):
+        alg = build(eps)
+        return jax.vmap(alg.step)(jax.random.split(key, n_chains), states)
+
+    @jax.jit
+    def init_states(positions, eps):
+        return jax.vmap(lambda x: build(eps).init(x))(positions)
+
+    warm_pieces = chunk_sizes(config.warmup, config.num_chunks)
+    draw_pieces = chunk_sizes(config.num_draws, config.num_chunks)
+    run_chunk = _chunk_runner(step_all, record, adaptation, max(warm_pieces + draw_pieces))
+
+    k_warm, k_sample = jax.random.split(key)
+    start = time.perf_counter()
+    states = init_states(positions, step_size)
+    da = adaptation.init(step_size)
+    bar = tqdm(total=config.num_steps, unit="step", disable=not config.progress, desc="chains")
+    with bar:
+        for i, n in enumerate(warm_pieces):
+            (states, da), _ = run_chunk(
+                (states, da), jax.random.fold_in(k_warm, i), n, 1, adaptation.tunes, False,
+                step_size,
+            )  # fmt: skip
+            jax.block_until_ready(states)
+            bar.update(n)
+        eps = adaptation.final(da)
+        records = []
+        for i, n in enumerate(draw_pieces):
+            (states, da), rec = run_chunk(
+                (states, da), jax.random.fold_in(k_sample, i), n, config.thin, False, True, eps
+            )
+            records.append(jax.tree.map(lambda a, n=n: a[:n], jax.device_get(rec)))
+            bar.update(n * config.thin)
+    return LoopResult(states, eps, records, time.perf_counter() - start)
