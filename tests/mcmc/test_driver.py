@@ -211,3 +211,40 @@ def test_adaptations():
     assert float(tuned.current(state)) == pytest.approx(0.25, rel=1e-6)
     with pytest.raises(ValueError, match="target_acceptance"):
         dual_averaging(1.5)
+
+
+class _FlakyGradient:
+    """Exact ``grad S`` of a Gaussian whose joint draws are all NaN with probability ``p``
+    (one coin per call, i.e. per step in draws mode): a surrogate that blows up on a known
+    fraction of steps."""
+
+    def __init__(self, target, p):
+        self.target, self.p = target, p
+
+    def predict_mean_var(self, x):
+        return self.target.grad(x), jnp.zeros_like(x)
+
+    def predict_draws(self, key, x, n):
+        k_nan, k_noise = jax.random.split(key)
+        draws = self.target.grad(x) + 0.01 * jax.random.normal(k_noise, (n, *x.shape))
+        return jnp.where(jax.random.uniform(k_nan) < self.p, jnp.nan, draws)
+
+
+@pytest.mark.parametrize("thin", [1, 5])
+def test_nonfinite_steps_are_counted_over_every_step(gaussian, thin):
+    """10 % of the steps get NaN predictions: every one of them is counted (within 4 binomial
+    standard errors of 10 % of ALL sampling steps), whatever the thinning. Counting only the
+    kept steps, as the driver once did, finds a fifth of them at thin = 5."""
+    from uqmcmc.diagnostics import run_stats
+    from uqmcmc.mcmc import GradientDelta, mala
+
+    chains, steps, p = 8, 2000, 0.1
+    est = GradientDelta(_FlakyGradient(gaussian, p), mode="draws", n_draws=4)
+    idata = run_chains(
+        mala(est, 0.3, "ceperley-dewing-estimated"), 0, jnp.zeros((chains, 2)), steps,
+        thin=thin, progress=False,
+    )  # fmt: skip
+    n = chains * steps
+    counted = run_stats(idata)["nonfinite"]
+    assert abs(counted - p * n) < 4 * np.sqrt(n * p * (1 - p)), (counted, p * n)
+    assert idata.sample_stats["nonfinite"].shape == (chains, steps // thin)

@@ -155,7 +155,10 @@ def run_stats(idata) -> dict[str, float]:
     (means), ``penalty_mean``, ``penalty_max`` (over steps with a finite penalty),
     ``delta_var_mean``, ``delta_sd_median`` (the typical σ of ΔŜ), and the counts of rejected
     steps ``nonfinite`` (non-finite prediction) and ``out_of_range`` (estimated-variance
-    penalty outside its valid range).
+    penalty outside its valid range). The driver tallies these over EVERY sampling step (each
+    kept draw holds the count over the ``thin`` steps before it,
+    :data:`uqmcmc.mcmc.sampling_loop.TALLIES`), so the counts and ``penalty_max`` cover the
+    whole run, not only the kept draws.
 
     Examples
     --------
@@ -174,7 +177,10 @@ def run_stats(idata) -> dict[str, float]:
     if "penalty" in ss:
         finite = ss["penalty"][np.isfinite(ss["penalty"])]  # inf marks an out-of-range step
         out["penalty_mean"] = float(finite.mean()) if finite.size else float("nan")
-        out["penalty_max"] = float(finite.max()) if finite.size else float("nan")
+        # the maximum over every step when the driver tallied it, else over the kept steps
+        tally = ss.get("penalty_max")
+        finite_max = tally[np.isfinite(tally)] if tally is not None else finite
+        out["penalty_max"] = float(finite_max.max()) if finite_max.size else float("nan")
     if "delta_var" in ss:
         var = ss["delta_var"]
         out["delta_var_mean"] = float(np.nanmean(var))

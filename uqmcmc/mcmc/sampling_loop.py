@@ -22,7 +22,23 @@ Array = jax.Array
 Build = Callable[[Array], Any]  # step_size -> SamplingAlgorithm | BatchedAlgorithm
 Recorder = Callable[[Any, Any], dict[str, dict[str, Array]]]
 
-__all__ = ["LoopConfig", "LoopResult", "chunk_sizes", "make_recorder", "sample_chains"]
+__all__ = [
+    "TALLIES",
+    "LoopConfig",
+    "LoopResult",
+    "chunk_sizes",
+    "make_recorder",
+    "sample_chains",
+]
+
+#: Per-step Info fields tallied over EVERY step, not sampled at the kept ones: each kept draw
+#: records the sum (flags) or the maximum (``penalty``, finite values) over the ``thin`` steps
+#: that led to it, so a run's totals count every sampling step. name -> (how, recorded as).
+TALLIES = {
+    "nonfinite": ("sum", "nonfinite"),
+    "out_of_range": ("sum", "out_of_range"),
+    "penalty": ("max", "penalty_max"),
+}
 
 
 class LoopConfig(NamedTuple):
@@ -152,6 +168,33 @@ def make_recorder(
     return record
 
 
+def _tally_init(stats: Mapping[str, Any]) -> dict[str, Array]:
+    """Zero tallies for the :data:`TALLIES` fields among the recorded per-chain ``stats``
+    (shape/dtype structs)."""
+    out = {}
+    for name, (how, _) in TALLIES.items():
+        if name in stats:
+            shape = stats[name].shape
+            if how == "sum":
+                out[name] = jnp.zeros(shape, jnp.int32)
+            else:
+                out[name] = jnp.full(shape, -jnp.inf, stats[name].dtype)
+    return out
+
+
+def _tally_update(tally: dict[str, Array], info: Any) -> dict[str, Array]:
+    fields = info._asdict()
+    out = {}
+    for name, acc in tally.items():
+        how = TALLIES[name][0]
+        value = fields[name]
+        if how == "sum":
+            out[name] = acc + value.astype(acc.dtype)
+        else:
+            out[name] = jnp.maximum(acc, jnp.where(jnp.isfinite(value), value, -jnp.inf))
+    return out
+
+
 def _chunk_runner(
     step_all: Callable, record: Recorder, adaptation: StepSizeAdaptation, max_records: int
 ) -> Callable:
@@ -174,12 +217,25 @@ def _chunk_runner(
                 da = jax.tree.map(lambda a, b: jnp.where(adapt, a, b), tuned, da)
             return states, da, info, count + 1
 
+        def tallied(_, ct):
+            c, tally = ct
+            c = step(c)
+            return c, _tally_update(tally, c[2])
+
+        def record_tallied(states, info, tally):
+            rec = record(states, info)
+            for name, value in tally.items():
+                rec["stats"][TALLIES[name][1]] = value
+            return rec
+
         def body(i, c):
             c, buf = c
-            c = jax.lax.fori_loop(0, inner, lambda _, cc: step(cc), c)
+            c, tally = jax.lax.fori_loop(0, inner, tallied, (c, _tally_init(tallied_stats)))
             buf = jax.lax.cond(
                 keep,
-                lambda b: jax.tree.map(lambda a, r: a.at[i].set(r), b, record(c[0], c[2])),
+                lambda b: jax.tree.map(
+                    lambda a, r: a.at[i].set(r), b, record_tallied(c[0], c[2], tally)
+                ),
                 lambda b: b,
                 buf,
             )
@@ -188,7 +244,8 @@ def _chunk_runner(
         states, da = carry
         info = jax.eval_shape(lambda s: step_all(key, s, eps_fixed)[1], states)
         info = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), info)
-        rec = jax.eval_shape(record, states, info)
+        tallied_stats = jax.eval_shape(record, states, info)["stats"]
+        rec = jax.eval_shape(record_tallied, states, info, _tally_init(tallied_stats))
         buf = jax.tree.map(lambda a: jnp.zeros((max_records, *a.shape), a.dtype), rec)
         (states, da, _, _), buf = jax.lax.fori_loop(
             0, n, body, ((states, da, info, jnp.int32(0)), buf)
