@@ -40,6 +40,9 @@ COMPARISON_COLUMNS = (
     "dist_p",
     "p_holm",
     "pass",
+    "mdb",
+    "verdict",
+    "pass_all",
     "flags",
     "acceptance_rate",
     "penalty_mean",
@@ -76,7 +79,12 @@ IDENTITY_COLUMNS = (
 )
 
 # How booleans read in a table, and which readings are bad news (highlighted).
-_BOOL_WORDS = {"pass": ("PASS", "FAIL"), "flagged": ("FLAG", "ok"), "inside": ("yes", "NO")}
+_BOOL_WORDS = {
+    "pass": ("PASS", "FAIL"),
+    "pass_all": ("PASS", "FAIL"),
+    "flagged": ("FLAG", "ok"),
+    "inside": ("yes", "NO"),
+}
 _BAD = {"FAIL", "FLAG", "NO"}
 
 _CSS = """
@@ -262,6 +270,24 @@ def _method_notes(table: pd.DataFrame) -> str:
     return "\n\n".join(f"{k.replace('_', ' ').capitalize()}: {v}." for k, v in table.attrs.items())
 
 
+def _run_verdict(rows: pd.DataFrame) -> str:
+    """One run's verdict in words: biased on what, or consistent up to which bias."""
+    failed = rows[rows["pass"].apply(lambda v: not pd.isna(v) and not bool(v))]
+    if len(failed):
+        return "BIASED on " + ", ".join(failed["observable"].tolist())
+    if "verdict" not in rows:
+        return "PASS"
+    weak = rows[rows["verdict"].astype(str).str.startswith("underpowered")]
+    reach = ", ".join(
+        f"{o} {m:.2g}" for o, m in zip(rows["observable"], rows["mdb"], strict=True)
+        if np.isfinite(m)
+    )  # fmt: skip
+    text = f"consistent — would have detected a bias of at least: {reach}"
+    if len(weak):
+        text += " (underpowered: " + ", ".join(weak["observable"].tolist()) + ")"
+    return text
+
+
 def report_sections(
     *,
     settings: Mapping[str, Any] | None = None,
@@ -306,9 +332,16 @@ def report_sections(
                 f" {len(runs)} would fail by chance: a lone failure among many runs is weak"
                 " evidence, the same failure in a rerun with another seed is strong."
             )
+        if "pass_all" in comparison:
+            failed_all = comparison[
+                comparison["pass_all"].apply(lambda v: not pd.isna(v) and not bool(v))
+            ]
+            lines.append(
+                f"Over the whole table (Holm across every test of every run): "
+                f"{len(set(failed_all.run))} of {len(runs)} runs fail."
+            )
         for run in runs:
-            bad = failed.loc[failed.run == run, "observable"].tolist()
-            lines.append(f"{run}: " + ("FAIL on " + ", ".join(bad) if bad else "PASS"))
+            lines.append(f"{run}: " + _run_verdict(comparison[comparison.run == run]))
         text = "\n\n".join([*lines, _method_notes(comparison)])
         sections.append(
             Section(
