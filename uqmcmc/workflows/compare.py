@@ -28,7 +28,13 @@ from tqdm.auto import tqdm
 from uqmcmc import _arviz
 from uqmcmc.targets import Phi4
 from uqmcmc.uq import registry
-from uqmcmc.workflows.compare_chains import ChainPlan, exact_mala, member_runs, rule_pair
+from uqmcmc.workflows.compare_chains import (
+    ChainPlan,
+    exact_mala,
+    member_runs,
+    oracle_pair,
+    rule_pair,
+)
 from uqmcmc.workflows.compare_config import CompareConfig
 from uqmcmc.workflows.compare_report import write_compare_report
 from uqmcmc.workflows.exact import run_exact
@@ -95,7 +101,7 @@ def run_compare(cfg: CompareConfig | None = None, *, progress: bool = True) -> C
     key = jax.random.key(cfg.seed)
     k_data, k_fit, k_chain, k_draw = jax.random.split(key, 4)
     timings: dict[str, float] = {}
-    n_stages = 3 + 2 * len(cfg.backends) + 1
+    n_stages = 3 + 2 * len(cfg.backends) + 2  # + the positive control and the report
     bar = tqdm(total=n_stages, unit="stage", disable=not progress, desc="compare")
 
     def stage(name: str):
@@ -143,6 +149,9 @@ def run_compare(cfg: CompareConfig | None = None, *, progress: bool = True) -> C
         # program rarely keeps both cores busy, two side by side do (about 0.8 times the wall
         # time). Every run has its own key, so the numbers do not depend on the order.
         with ThreadPoolExecutor(max_workers=2) as pool:
+            t_oracle = time.perf_counter()
+            oracle_job = pool.submit(oracle_pair, plan, jax.random.fold_in(k_chain, ORACLE_KEY))
+            oracle_job.add_done_callback(lambda _: done("chains_oracle", t_oracle))
             for i, name in enumerate(cfg.backends):
                 t0 = stage(f"train {name}")
                 backend = registry.fit(
@@ -164,6 +173,7 @@ def run_compare(cfg: CompareConfig | None = None, *, progress: bool = True) -> C
                 _when_all_done(jobs, functools.partial(done, f"chains_{name}", time.perf_counter()))
             bar.set_description("compare: chains")
             members: dict[str, list] = {}
+            runs["oracle/draws/none"], runs["oracle/draws/cd"] = oracle_job.result()
             for name, (mean_pair, draws_pair, member_job) in chain_jobs.items():
                 for mode, job in (("mean", mean_pair), ("draws", draws_pair)):
                     naive, penalised = job.result()
@@ -181,6 +191,10 @@ def run_compare(cfg: CompareConfig | None = None, *, progress: bool = True) -> C
         done("report", t0)
     (out / "timings.json").write_text(json.dumps(timings, indent=2))
     return result
+
+
+#: Folded into the chain key for the positive control (backends use 1, 2, ...).
+ORACLE_KEY = 10_000
 
 
 def _when_all_done(jobs: list[Future], callback: Callable[[], None]) -> None:

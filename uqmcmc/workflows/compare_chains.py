@@ -17,6 +17,7 @@ from uqmcmc import _arviz
 from uqmcmc.mcmc import (
     ExactDelta,
     GradientDelta,
+    NoisyOracle,
     Switch,
     as_penalty,
     batched,
@@ -152,16 +153,44 @@ def rule_pair(plan: ChainPlan, name: str, backend: Any, mode: str, key: jax.Arra
     cfg = plan.cfg
     n_draws = cfg.n_draws if mode == "draws" else None
     est = GradientDelta(backend, rule=cfg.rule, mode=mode, n_draws=n_draws)
-    rule = PENALTY[mode]
+    return _naive_and_penalised(plan, est, PENALTY[mode], {"backend": name, "mode": mode}, key)
+
+
+def oracle_pair(plan: ChainPlan, key: jax.Array) -> list:
+    """The positive control: exact ΔS plus Gaussian noise of standard deviation
+    ``cfg.oracle_sigma`` estimated from ``cfg.oracle_draws`` draws
+    (:class:`~uqmcmc.mcmc.NoisyOracle`), naive and with the estimated-variance Ceperley-Dewing
+    penalty, side by side. The naive chain is heated by a known amount (the bias of ``sd`` grows
+    like ``sigma**2``), so a design that cannot flag it cannot see a surrogate's bias either;
+    the penalised chain samples the exact distribution. Returns ``[naive, penalised]``.
+
+    Examples
+    --------
+    >>> import jax, numpy as np
+    >>> from uqmcmc.targets import Phi4
+    >>> cfg = CompareConfig(L=4, beta=0.5, steps=20, warmup=10, thin=1, oracle_sigma=1.0)
+    >>> start = np.zeros((2, 3, 4, 4))
+    >>> naive, cd = oracle_pair(ChainPlan(cfg, Phi4(4, 0.5, 1.0), 0.02, start), jax.random.key(0))
+    >>> naive.posterior.attrs["estimator"], float(cd.sample_stats["delta_var"].mean()) > 0.1
+    ('NoisyOracle', True)
+    """
+    cfg = plan.cfg
+    est = NoisyOracle(plan.target, sigma=cfg.oracle_sigma, n_draws=cfg.oracle_draws)
+    attrs = {"backend": "oracle", "mode": "draws", "control": "positive"}
+    return _naive_and_penalised(plan, est, "ceperley-dewing-estimated", attrs, key)
+
+
+def _naive_and_penalised(plan: ChainPlan, est: Any, rule: str, attrs: dict, key) -> list:
+    """MALA chains of one estimator without and with penalty ``rule``, in one compiled program
+    (``batched`` over ``Switch``), each pair from the same start; ``[naive, penalised]``."""
     penalty = as_penalty(rule, est.n_draws)
     alg = batched(
         jnp.array([False, True]),
         lambda on: mala(est, plan.step_size, acceptance=Switch(penalty, on)),
     )
-    attrs = {**est.params, "kernel": "mala", "backend": name, "mode": mode,
-             "seed": cfg.seed}  # fmt: skip
+    attrs = {**est.params, "kernel": "mala", **attrs, "seed": plan.cfg.seed}
     idata = run_chains(
-        alg, key, jnp.stack([plan.x0, plan.x0], axis=1), cfg.steps,
+        alg, key, jnp.stack([plan.x0, plan.x0], axis=1), plan.cfg.steps,
         record_positions=True, attrs=attrs, **plan.common,
     )  # fmt: skip
     return split_batched(idata, [{"acceptance": "none"}, {"acceptance": rule}])

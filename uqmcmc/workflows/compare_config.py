@@ -25,9 +25,11 @@ class CompareConfig:
     after ``warmup`` for every surrogate run, ``thin`` between kept draws; ``exact_steps``
     checkerboard sweeps for the reference. ``member_chains`` x ``member_steps`` for each of
     ``n_fixed`` fixed-draw chain sets per backend. Data: ``n_train`` + ``n_test``
-    configurations (Tzivrailis et al.: 180 + 20). ``epochs`` of training (``svi_steps`` for the BNN,
-    plus ``gp_steps`` of the deep kernel's GP fit); ``n_members`` ensemble members;
+    configurations (Tzivrailis et al.: 180 + 20). ``epochs`` of training (``svi_steps`` for
+    the BNN, plus ``gp_steps`` of the deep kernel's GP fit); ``n_members`` ensemble members;
     ``n_draws`` joint draws per step in ``draws`` mode; ``rule`` the quadrature of ``grad S``.
+    The positive control: a noisy oracle whose ΔS carries Gaussian noise of standard deviation
+    ``oracle_sigma``, estimated from ``oracle_draws`` draws (naive and penalised chains).
 
     Examples
     --------
@@ -59,6 +61,8 @@ class CompareConfig:
     gp_steps: int = 1000
     n_members: int = 10
     n_draws: int = 8
+    oracle_sigma: float = 1.4
+    oracle_draws: int = 8
     rule: str = "simpson"
     step_size: float | None = None
     identity_positions: int = 100
@@ -105,6 +109,8 @@ class CompareConfig:
         positive_int("member_chains", self.member_chains, minimum=2)
         positive_int("n_test", self.n_test, minimum=2)
         positive_int("n_draws", self.n_draws, minimum=2)
+        positive_int("oracle_draws", self.oracle_draws, minimum=2)
+        positive("oracle_sigma", self.oracle_sigma)
         positive_int("seed", self.seed, minimum=0)
         if self.step_size is not None:
             positive("step_size", self.step_size)
