@@ -59,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     cmp.add_argument("--chains", type=int, help="chains per run (default 16)")
     cmp.add_argument("--seed", type=int, help="random seed (default 0)")
     cmp.add_argument("--out", help="report folder (default uqmcmc-report)")
-    cmp.add_argument("--quick", action="store_true", help="a short version (~2.5 min)")
+    cmp.add_argument("--quick", action="store_true", help="a short version (~3 min)")
     cmp.add_argument("--config", help="TOML file of settings (command-line options win)")
     cmp.add_argument("--no-progress", action="store_true", help="hide the progress display")
     return parser

@@ -16,6 +16,7 @@ from uqmcmc.workflows import CompareConfig, run_compare
 TESTED = ("ensemble", "last_layer")
 
 SECTIONS = (
+    "Controls and power",
     "Settings",
     "Comparison with the exact chain",
     "Backend calibration on the test split",
