@@ -50,9 +50,13 @@ def test_quick_compare_writes_every_section(quick_report, capsys):
         assert title in html and title in md, title
     for title in ("Epistemic", "identit"):
         assert re.search(title, html, re.I), title
+    # the summary first (controls, then the verdicts), the settings last
+    heads = re.findall(r"^## (.+)$", md, re.M)
+    assert heads[0] == "Controls and power" and heads[-1] == "Settings", heads
+    assert heads.index("Comparison with the exact chain") < heads.index("Trace plots")
     comparison = pd.read_csv(out / "comparison.csv")
     runs = set(comparison.run)
-    assert "exact-mala" in runs
+    assert {"exact-mala", "oracle/draws/none", "oracle/draws/cd"} <= runs
     for backend in TESTED:
         for variant in ("mean/none", "mean/cd", "draws/none", "draws/cd"):
             assert f"{backend}/{variant}" in runs

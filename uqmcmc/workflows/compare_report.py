@@ -77,6 +77,8 @@ def write_compare_report(result: Any) -> Any:
         ),
     )
     sections.insert(0, diagnostics.Section("Controls and power", controls_summary(comparison, cfg)))
+    # A reader starts at the controls (can this run see a bias at all?), ends at the settings.
+    sections.sort(key=lambda section: section.title == "Settings")
     title = f"uqmcmc compare: phi^4 L={cfg.L}, beta={cfg.beta}, g={cfg.g}"
     diagnostics.write_report(out, title=title, sections=sections)
     result.comparison, result.epistemic, result.identities = comparison, epistemic, identities
