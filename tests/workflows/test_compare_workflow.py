@@ -17,6 +17,7 @@ TESTED = ("ensemble", "last_layer")
 
 SECTIONS = (
     "Controls and power",
+    "Bias decomposition",
     "Settings",
     "Comparison with the exact chain",
     "Backend calibration on the test split",
@@ -52,7 +53,8 @@ def test_quick_compare_writes_every_section(quick_report, capsys):
         assert re.search(title, html, re.I), title
     # the summary first (controls, then the verdicts), the settings last
     heads = re.findall(r"^## (.+)$", md, re.M)
-    assert heads[0] == "Controls and power" and heads[-1] == "Settings", heads
+    assert heads[:2] == ["Controls and power", "Bias decomposition"], heads
+    assert heads[-1] == "Settings", heads
     assert heads.index("Comparison with the exact chain") < heads.index("Trace plots")
     comparison = pd.read_csv(out / "comparison.csv")
     runs = set(comparison.run)

@@ -4,7 +4,8 @@ plots and the report.
 One module per concept: :mod:`~uqmcmc.diagnostics.runs` (reading runs, run statistics),
 :mod:`~uqmcmc.diagnostics.estimates` (an observable with its error),
 :mod:`~uqmcmc.diagnostics.hypothesis` (z-tests, Holm, the block KS test),
-:mod:`~uqmcmc.diagnostics.exact_comparison`, :mod:`~uqmcmc.diagnostics.epistemic`,
+:mod:`~uqmcmc.diagnostics.exact_comparison`, :mod:`~uqmcmc.diagnostics.paired` (paired
+references), :mod:`~uqmcmc.diagnostics.epistemic`,
 :mod:`~uqmcmc.diagnostics.identities`, :mod:`~uqmcmc.diagnostics.noise`,
 :mod:`~uqmcmc.diagnostics.plots` and
 :mod:`~uqmcmc.diagnostics.report`.
@@ -17,6 +18,7 @@ from uqmcmc.diagnostics.exact_comparison import compare_to_exact
 from uqmcmc.diagnostics.hypothesis import holm, ks_test
 from uqmcmc.diagnostics.identities import IDENTITIES, check_identities, stein_terms
 from uqmcmc.diagnostics.noise import check_noise
+from uqmcmc.diagnostics.paired import paired_differences
 from uqmcmc.diagnostics.plots import (
     plot_acceptance,
     plot_calibration,
@@ -39,6 +41,7 @@ __all__ = [
     "estimate",
     "holm",
     "ks_test",
+    "paired_differences",
     "plot_acceptance",
     "plot_calibration",
     "plot_forest",
