@@ -91,6 +91,8 @@ def run_compare(cfg: CompareConfig | None = None, *, progress: bool = True) -> C
     last_layer/draws/none
     last_layer/mean/cd
     last_layer/mean/none
+    oracle/draws/cd
+    oracle/draws/none
     >>> (res.out / "report.html").exists(), (res.out / "comparison.csv").exists()
     (True, True)
     """
