@@ -28,7 +28,7 @@ from uqmcmc.diagnostics.plots import (
     plot_rank,
     plot_trace,
 )
-from uqmcmc.diagnostics.report import Section, report_sections, write_report
+from uqmcmc.diagnostics.report import Section, failed_rows, report_sections, write_report
 from uqmcmc.diagnostics.runs import run_stats
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "check_noise",
     "compare_to_exact",
     "epistemic_spread",
+    "failed_rows",
     "estimate",
     "holm",
     "ks_test",

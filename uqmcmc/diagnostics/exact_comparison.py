@@ -73,6 +73,15 @@ def _flags(est: Mapping[str, float]) -> str:
     return ";".join(flags)
 
 
+def _row_holm(rows: Sequence[Mapping[str, Any]]) -> tuple[list[float], int]:
+    """Holm over the z-test and distribution-test p-values of ``rows`` (one family); each row
+    gets the smaller of its two adjusted p-values. Also returns the number of tests."""
+    p = np.array([[r["p_value"], r["dist_p"]] for r in rows], dtype=float).reshape(-1, 2)
+    adjusted = holm(p.ravel()).reshape(-1, 2)
+    per_row = [float(np.nanmin(a)) if np.isfinite(a).any() else float("nan") for a in adjusted]
+    return per_row, max(1, int(np.isfinite(p).sum()))
+
+
 def _verdict(row: Mapping[str, Any], tolerance: float | None) -> str:
     if row["pass"] is None:
         return "no test"
@@ -219,19 +228,16 @@ def compare_to_exact(
                     **rs,
                 }
             )
-        p_all = np.array([[r["p_value"], r["dist_p"]] for r in run_rows]).ravel()
-        adj = holm(p_all).reshape(-1, 2)
-        n_tests = max(1, int(np.isfinite(p_all).sum()))
-        for r, a in zip(run_rows, adj, strict=True):
-            r["p_holm"] = float(np.nanmin(a)) if np.isfinite(a).any() else float("nan")
+        p_holm, n_tests = _row_holm(run_rows)
+        for r, p in zip(run_rows, p_holm, strict=True):
+            r["p_holm"] = p
             r["pass"] = bool(r["p_holm"] > level) if math.isfinite(r["p_holm"]) else None
             r["mdb"] = float(minimal_detectable_bias(r["bias_err"], level, n_tests, power))
             r["verdict"] = _verdict(r, tolerance.get(r["observable"]))
         rows.extend(run_rows)
 
-    p_every = np.array([[r["p_value"], r["dist_p"]] for r in rows]).ravel()
-    for r, a in zip(rows, holm(p_every).reshape(-1, 2), strict=True):
-        r["p_holm_all"] = float(np.nanmin(a)) if np.isfinite(a).any() else float("nan")
+    for r, p in zip(rows, _row_holm(rows)[0], strict=True):
+        r["p_holm_all"] = p
         r["pass_all"] = bool(r["p_holm_all"] > level) if math.isfinite(r["p_holm_all"]) else None
     table = pd.DataFrame(rows)
     first = ["run", "observable", "method", "mean", "mcse", "sd", "ess_bulk", "ess_tail", "r_hat"]

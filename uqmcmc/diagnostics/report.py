@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-__all__ = ["Section", "report_sections", "write_report"]
+__all__ = ["Section", "failed_rows", "report_sections", "write_report"]
 
 #: Columns of the comparison table shown in the report (the CSV keeps them all).
 COMPARISON_COLUMNS = (
@@ -270,9 +270,21 @@ def _method_notes(table: pd.DataFrame) -> str:
     return "\n\n".join(f"{k.replace('_', ' ').capitalize()}: {v}." for k, v in table.attrs.items())
 
 
+def failed_rows(table: pd.DataFrame, column: str = "pass") -> pd.DataFrame:
+    """The rows whose test failed: ``column`` is ``False`` (``None``/NaN means no test).
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"observable": ["a", "b", "c"], "pass": [True, False, None]})
+    >>> failed_rows(t)["observable"].tolist()
+    ['b']
+    """
+    return table[table[column].apply(lambda v: not pd.isna(v) and not bool(v))]
+
+
 def _run_verdict(rows: pd.DataFrame) -> str:
     """One run's verdict in words: biased on what, or consistent up to which bias."""
-    failed = rows[rows["pass"].apply(lambda v: not pd.isna(v) and not bool(v))]
+    failed = failed_rows(rows)
     if len(failed):
         return "BIASED on " + ", ".join(failed["observable"].tolist())
     if "verdict" not in rows:
@@ -320,7 +332,7 @@ def report_sections(
     if settings is not None:
         sections.append(Section("Settings", table=_settings_table(settings), csv="settings.csv"))
     if comparison is not None:
-        failed = comparison[comparison["pass"].apply(lambda v: not pd.isna(v) and not bool(v))]
+        failed = failed_rows(comparison)
         runs = list(dict.fromkeys(comparison.run))
         n_pass = sum(run not in set(failed.run) for run in runs)
         lines = [f"{n_pass} of {len(runs)} runs pass every test."]
@@ -333,9 +345,7 @@ def report_sections(
                 " evidence, the same failure in a rerun with another seed is strong."
             )
         if "pass_all" in comparison:
-            failed_all = comparison[
-                comparison["pass_all"].apply(lambda v: not pd.isna(v) and not bool(v))
-            ]
+            failed_all = failed_rows(comparison, "pass_all")
             lines.append(
                 f"Over the whole table (Holm across every test of every run): "
                 f"{len(set(failed_all.run))} of {len(runs)} runs fail."

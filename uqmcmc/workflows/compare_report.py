@@ -192,10 +192,7 @@ NEGATIVE, POSITIVE_NAIVE, POSITIVE_CD = "exact-mala", "oracle/draws/none", "orac
 
 
 def _failed(rows) -> list[str]:
-    return [
-        o for o, p in zip(rows["observable"], rows["pass"], strict=True)
-        if p is not None and not (isinstance(p, float) and np.isnan(p)) and not bool(p)
-    ]  # fmt: skip
+    return diagnostics.failed_rows(rows)["observable"].tolist()
 
 
 def controls_summary(comparison, cfg: Any) -> str:
