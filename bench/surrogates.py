@@ -9,7 +9,7 @@ the same kind of compiled loop, with nothing else around them.
 
 Section 3 (ensemble scaling): a 10-member ensemble's prediction against one member's on the same
 batch (the same ``member_apply`` code with a one-member stack), and ensemble training against
-one member's (:func:`uqmcmc.uq.training.train_members`, timed per epoch by :class:`EpochClock`).
+one member's (:func:`uqmcmc.uq.members.train_members`, timed per epoch by :class:`EpochClock`).
 """
 
 from __future__ import annotations
@@ -28,10 +28,13 @@ from bench.timing import algorithm_steps, compile_loop, measure, over_chains, pa
 from uqmcmc.mcmc import GradientDelta, mala
 from uqmcmc.targets import Phi4
 from uqmcmc.uq import registry
-from uqmcmc.uq.data import Dataset, Split, make_dataset
+from uqmcmc.uq.base import predict_linear
+from uqmcmc.uq.data import Dataset, Split
+from uqmcmc.uq.members import Stacked, member_apply, train_members
 from uqmcmc.uq.moments import member_mean_var, mixture_mean_var
-from uqmcmc.uq.training import Stacked, cosine_adam, member_apply, train_members
+from uqmcmc.uq.training import cosine_adam
 from uqmcmc.workflows import PENALTY
+from uqmcmc.workflows.training_data import make_dataset
 
 __all__ = ["fit_backends", "Recorder", "surrogate_overhead", "ensemble_scaling"]
 
@@ -42,8 +45,8 @@ def fit_backends(sizes: Any, key: jax.Array) -> dict[str, Any]:
     Architectures and fit settings are the compare workflow's (the built-in specs of
     :mod:`uqmcmc.uq.registry`: :func:`uqmcmc.uq.registry.fit`); the training length is the
     benchmark's (``sizes.epochs``, ``svi_steps``, ``gp_steps``), since timing does not need a
-    converged surrogate. The data are ``n_train + 20`` fields from the
-    exact chain (:func:`uqmcmc.uq.data.make_dataset`), or random fields with exact labels
+    converged surrogate. The data are ``n_train + 20`` fields from the exact chain
+    (:func:`uqmcmc.workflows.training_data.make_dataset`), or random fields with exact labels
     when ``sizes.exact_data`` is false. Returns ``{"data", "backends", "fit_s"}``.
     """
     target = Phi4(sizes.train_L, sizes.beta, sizes.g)
@@ -102,6 +105,10 @@ class Recorder:
         self.calls.append(("draws", tuple(x.shape), int(n)))
         return self.backend.predict_draws(key, x, n)
 
+    def predict_linear(self, x, weights):
+        self.calls.append(("linear", tuple(x.shape), None))
+        return predict_linear(self.backend, x, weights)
+
 
 def network_calls(backend: Any, algorithm_of, x: jax.Array) -> list[tuple[str, tuple, int | None]]:
     """The backend calls one step of ``algorithm_of(backend)`` makes, for one chain at ``x``.
@@ -116,7 +123,7 @@ def network_calls(backend: Any, algorithm_of, x: jax.Array) -> list[tuple[str, t
     ...     def predict_draws(self, key, x, n):
     ...         return jnp.broadcast_to(x, (n, *x.shape))
     >>> network_calls(Harmonic(), lambda b: mala(GradientDelta(b), 0.1), jnp.zeros((4, 4)))
-    [('mean_var', (2, 4, 4), None)]
+    [('linear', (3, 4, 4), None)]
     """
     rec = Recorder(backend)
     alg = algorithm_of(rec)
@@ -147,7 +154,9 @@ def bare_program(backend: Any, calls, mean_only: bool):
             batch = x * scale
             if kind == "draws":
                 out = backend.predict_draws(k, batch, n)
-            else:
+            elif kind == "linear":
+                mean, var = predict_linear(backend, batch, jnp.ones_like(batch))
+                out = mean + var
                 mean, var = backend.predict_mean_var(batch)
                 out = mean if mean_only else mean + var
             acc = acc + jnp.mean(out.reshape(-1, *x.shape), axis=0)
@@ -238,7 +247,7 @@ def ensemble_scaling(ensemble: Any, data: Any, sizes: Any, key: jax.Array) -> li
 class EpochClock:
     """A stand-in for ``tqdm`` that records when each epoch of a training loop starts and ends.
 
-    :func:`uqmcmc.uq.training.train_members` runs its epochs in a Python loop over
+    :func:`uqmcmc.uq.members.train_members` runs its epochs in a Python loop over
     ``tqdm(range(epochs))`` and waits for each epoch's loss, so the time between two items is
     one epoch; the first includes compiling the epoch function.
 
@@ -277,7 +286,7 @@ class EpochClock:
 @contextlib.contextmanager
 def _clocked_training():
     """Replace the training loop's ``tqdm`` by an :class:`EpochClock` for the duration."""
-    module = importlib.import_module("uqmcmc.uq.training")
+    module = importlib.import_module("uqmcmc.uq._loop")
     clock, saved = EpochClock(), module.tqdm
     module.tqdm = clock
     try:

@@ -25,12 +25,12 @@ from uqmcmc.mcmc import ExactDelta, GradientDelta, mala, run_chains, split_batch
 from uqmcmc.nets import RCNN
 from uqmcmc.targets import Phi4
 from uqmcmc.uq import calibration
-from uqmcmc.uq.data import make_dataset
 from uqmcmc.uq.ensemble import DeepEnsemble
 from uqmcmc.uq.fixed import draw_ids
 from uqmcmc.uq.last_layer import BayesianLastLayer
 from uqmcmc.uq.training import cosine_adam
 from uqmcmc.workflows import format_comparison, per_draw_algorithm, run_exact
+from uqmcmc.workflows.training_data import make_dataset
 
 #: Acceptance rule of the penalised chains: the known-variance rule for the deterministic
 #: mean (variance propagated from the backend), the estimated-variance rule for draws.

@@ -31,10 +31,10 @@ from uqmcmc.diagnostics import compare_to_exact, plot_acceptance, plot_forest
 from uqmcmc.mcmc import ExactDelta, GradientDelta, NoisyOracle, mala, run_chains
 from uqmcmc.nets import RCNN
 from uqmcmc.targets import Phi4
-from uqmcmc.uq.data import make_dataset
 from uqmcmc.uq.ensemble import DeepEnsemble
 from uqmcmc.uq.fixed import FixedDraw
 from uqmcmc.workflows import run_exact
+from uqmcmc.workflows.training_data import make_dataset
 
 OBSERVABLES = ["abs_m", "m2", "action_density", "chi_abs", "binder", "sd"]
 FIG5 = ("exact ΔS", "oracle σ=1", "oracle σ=1 + CD", "one network")

@@ -22,11 +22,11 @@ from scipy import stats
 from uqmcmc.nets import RCNN
 from uqmcmc.targets import Phi4
 from uqmcmc.uq.bnn import NumPyroBNN
-from uqmcmc.uq.data import make_dataset
 from uqmcmc.uq.dropout import MCDropout
 from uqmcmc.uq.ensemble import DeepEnsemble
 from uqmcmc.uq.last_layer import BayesianLastLayer
 from uqmcmc.uq.training import cosine_adam
+from uqmcmc.workflows.training_data import make_dataset
 
 
 def shape_stats(values: np.ndarray) -> dict[str, float]:

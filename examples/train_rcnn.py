@@ -5,7 +5,7 @@ The protocol: 200 decorrelated configurations from the exact chain, 180 for trai
 held out, mini-batches of 24, 50 epochs, MSE loss. Two networks follow it: Tzivrailis et al.'s plain
 residual CNN (3x3 convolutions throughout, 16 channels, tanh, Adam at 1e-3) and uqmcmc's default
 :class:`~uqmcmc.nets.RCNN` (a 3x3 stem then per-site blocks, GELU, 32 channels, Adam with a
-cosine schedule). The library pieces: :func:`uqmcmc.uq.data.make_dataset`,
+cosine schedule). The library pieces: :func:`uqmcmc.workflows.training_data.make_dataset`,
 :func:`uqmcmc.uq.training.train`, :func:`uqmcmc.diagnostics.plot_predicted_vs_true`.
 
 Run ``python examples/train_rcnn.py`` (full, about a minute) or with ``--smoke``.
@@ -22,8 +22,8 @@ from matplotlib.figure import Figure
 from uqmcmc.diagnostics import plot_predicted_vs_true
 from uqmcmc.nets import RCNN
 from uqmcmc.targets import Phi4
-from uqmcmc.uq.data import make_dataset
 from uqmcmc.uq.training import cosine_adam, train
+from uqmcmc.workflows.training_data import make_dataset
 
 #: name -> (network constructor arguments, optimiser)
 NETWORKS = {

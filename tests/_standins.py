@@ -23,6 +23,8 @@ class StandIn:
     independent per draw and output element and ``c`` one number per draw shared by the whole
     batch (a fully correlated error, as one ensemble member makes). ``fn`` takes ONE
     configuration of shape ``in_shape``; inputs are batched over leading axes.
+    ``predict_linear(x, w)`` gives the exact variance of ``sum(w * f(x))`` under that model,
+    ``sigma**2 sum(w**2) + offset**2 (sum w)**2``.
     """
 
     kind = "StandIn"
@@ -39,6 +41,10 @@ class StandIn:
     def predict_mean_var(self, x):
         mean = self._apply(x)
         return mean, jnp.full_like(mean, self.sigma**2 + self.offset**2)
+
+    def predict_linear(self, x, weights):
+        var = self.sigma**2 * jnp.sum(weights**2) + self.offset**2 * jnp.sum(weights) ** 2
+        return self._apply(x), var
 
     def predict_draws(self, key, x, n):
         mean = self._apply(x)

@@ -10,11 +10,11 @@ import pytest
 
 from uqmcmc.nets import RCNN
 from uqmcmc.targets import Phi4
-from uqmcmc.uq.data import make_dataset
 from uqmcmc.uq.dropout import MCDropout
 from uqmcmc.uq.ensemble import DeepEnsemble
 from uqmcmc.uq.last_layer import BayesianLastLayer
 from uqmcmc.uq.training import cosine_adam
+from uqmcmc.workflows.training_data import make_dataset
 
 RECIPE = {"epochs": 60, "optimizer": cosine_adam(3e-2), "progress": False}
 

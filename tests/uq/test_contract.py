@@ -22,9 +22,9 @@ from uqmcmc.targets import Phi4
 from uqmcmc.uq import io, registry
 from uqmcmc.uq.base import UQBackend
 from uqmcmc.uq.calibration import Recalibrated
-from uqmcmc.uq.data import make_dataset
 from uqmcmc.uq.fixed import FixedDraw, draw_ids
 from uqmcmc.uq.registry import BackendSettings, BackendSpec
+from uqmcmc.workflows.training_data import make_dataset
 
 BUILTINS = ("ensemble", "dropout", "last_layer", "bnn", "deep_kernel")
 SETTINGS = BackendSettings(n_members=3, epochs=3, svi_steps=200, gp_steps=30)
@@ -191,6 +191,80 @@ def check_moments(b, x):
     assert np.mean(var) > 0  # the draws do differ
 
 
+def moves(x, scale=0.1):
+    """Real moves: each test field and a small Gaussian step from it (a MALA-sized move)."""
+    return x, x + scale * jax.random.normal(jax.random.key(11), x.shape)
+
+
+class Summed:
+    """A field backend's outputs summed per configuration: an energy-type scalar surrogate."""
+
+    def __init__(self, b):
+        self.b = b
+
+    def predict_mean_var(self, y, *, epistemic_only=False):
+        mean, var = self.b.predict_mean_var(y, epistemic_only=epistemic_only)
+        return jnp.sum(mean, axis=(-2, -1)), jnp.sum(var, axis=(-2, -1))
+
+    def predict_draws(self, key, y, n):
+        return jnp.sum(self.b.predict_draws(key, y, n), axis=(-2, -1))
+
+    def predict_linear(self, y, weights):
+        mean, var = self.b.predict_linear(y, jnp.broadcast_to(weights[:, None, None], y.shape))
+        return jnp.sum(mean, axis=(-2, -1)), var
+
+
+def _variance_z(values, reference, n_ref):
+    """|sample variance of ``values`` - ``reference``| in standard errors of that variance
+    (plus those of a reference that is itself a ``n_ref``-sample variance)."""
+    emp = values.var()
+    excess = max(np.mean((values - values.mean()) ** 4) - emp**2, 0.0)
+    se = np.sqrt(excess / values.size + excess / n_ref) + 1e-5 * emp + 1e-9
+    return abs(emp - reference) / se
+
+
+def check_delta_variance(b, x):
+    """The variance a penalty gets in ``mean`` mode, for both estimators, on real moves,
+    against the empirical variance of the per-draw ``Delta S`` over ``N_DRAWS`` joint draws
+    (z-scores with the standard error of a sample variance, as in :func:`check_moments`); and
+    ``draws`` mode's reported variance times ``n_draws`` (averaged over 200 steps) against the
+    same empirical variance. The per-draw ``Delta S`` is what each estimator computes from one
+    joint draw: ``sum_j w_j f_k(x + t_j delta) . delta`` (Simpson) and ``E_k(x') - E_k(x)``,
+    with the sum of a field's outputs as the "energy"."""
+    from uqmcmc.mcmc import QUADRATURE, EnergyDelta, GradientDelta
+
+    n_ref = getattr(b, "n_masks", math.inf)
+    z_max = Z_MAX if math.isinf(n_ref) else Z_MAX_MASKS
+    ts, ws = QUADRATURE["simpson"]
+    before, after = moves(x[:4])
+    w = jnp.asarray(ws).reshape(-1, 1, 1, 1) * (after - before)  # (node, move, L, L)
+    nodes = jnp.stack([before + t * (after - before) for t in ts])
+    f = b.predict_draws(jax.random.key(8), nodes, N_DRAWS)  # (draw, node, move, L, L)
+    energies = Summed(b).predict_draws(jax.random.key(8), jnp.stack([before, after]), N_DRAWS)
+    per_draw = {
+        GradientDelta: np.asarray(jnp.sum(f * w, axis=(1, 3, 4)), np.float64),
+        EnergyDelta: np.asarray(energies[:, 1] - energies[:, 0], np.float64),
+    }
+    keys = jax.random.split(jax.random.key(9), 200)
+    for est_cls, backend in ((GradientDelta, b), (EnergyDelta, Summed(b))):
+        mean_est, draws_est = est_cls(backend), est_cls(backend, mode="draws", n_draws=8)
+
+        def mean_var(x0, x1, est=mean_est):
+            return est.estimate(None, x0, x1, est.init(x0))[0].var
+
+        def draws_var(k, est=draws_est):
+            return est.estimate(k, before[0], after[0], est.init(before[0]))[0].var
+
+        reported = np.asarray(jax.vmap(mean_var)(before, after), np.float64)
+        for m in range(before.shape[0]):
+            z = _variance_z(per_draw[est_cls][:, m], reported[m], n_ref)
+            assert z < z_max, (est_cls.__name__, m, reported[m], per_draw[est_cls][:, m].var())
+        times_n = 8 * np.asarray(jax.vmap(draws_var)(keys), np.float64)
+        emp = per_draw[est_cls][:, 0]
+        se = np.hypot(times_n.std() / np.sqrt(times_n.size), emp.var() * np.sqrt(2 / emp.size))
+        assert abs(times_n.mean() - emp.var()) / (se + 1e-9) < z_max, (times_n.mean(), emp.var())
+
+
 def check_joint(b, x):
     """One draw (the same key, or the same draw id) gives a point the same prediction whether
     the point is evaluated alone or in a batch, and the same twice."""
@@ -266,6 +340,17 @@ def test_draw_moments_match_the_epistemic_mean_var(name, fitted, data):
     check_moments(fitted(name), data.test.x)
 
 
+@pytest.mark.parametrize(
+    "name",
+    [
+        n if n == USER.name else pytest.param(n, marks=pytest.mark.slow)
+        for n in (*registry.names(), USER.name)
+    ],
+)
+def test_delta_variance_is_that_of_the_estimate(name, fitted, data):
+    check_delta_variance(fitted(name), data.test.x)
+
+
 @pytest.mark.parametrize("name", CONTRACT)
 def test_draws_are_joint(name, fitted, data):
     check_joint(fitted(name), data.test.x)
@@ -289,6 +374,7 @@ def test_recalibrated_backend_meets_the_contract(inner, fitted, data, tmp_path):
     assert isinstance(b, UQBackend) and b.name == "recalibrated"
     check_shapes(b, data.test.x, data.test.grad.shape)
     check_moments(b, data.test.x)
+    check_delta_variance(b, data.test.x)
     check_joint(b, data.test.x)
     check_fixed_draws(b, data.test.x)
     check_save_load(b, data.test.x, tmp_path / "rc", Recalibrated.load)

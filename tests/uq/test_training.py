@@ -13,15 +13,11 @@ from uqmcmc import _arviz
 from uqmcmc.nets import MLP
 from uqmcmc.targets import Phi4
 from uqmcmc.uq import io
-from uqmcmc.uq.data import gap_regression, make_dataset
-from uqmcmc.uq.training import (
-    GaussianHead,
-    cosine_adam,
-    init_members,
-    member_apply,
-    train,
-    train_members,
-)
+from uqmcmc.uq.data import gap_regression
+from uqmcmc.uq.losses import GaussianHead
+from uqmcmc.uq.members import init_members, member_apply, train_members
+from uqmcmc.uq.training import cosine_adam, train
+from uqmcmc.workflows.training_data import make_dataset
 
 
 def _mlp(rngs, dropout=0.0):

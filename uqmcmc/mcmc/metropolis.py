@@ -80,9 +80,9 @@ class NoisyInfo(NamedTuple):
     delta_mean
         The estimate ``Delta S-hat`` of the proposal.
     delta_var
-        Its variance: zero (exact), known (oracle), propagated through the rule's weights
-        (``mean`` mode) or the sample variance of the mean of the draws (``draws`` mode); the
-        estimator's ``variance`` attribute says which.
+        Its variance: zero (exact), known (oracle), the backend's epistemic variance of the
+        estimate (``mean`` mode) or the sample variance of the mean of the draws (``draws``
+        mode); the estimator's ``variance`` attribute says which.
     penalty
         The penalty ``u`` (``inf`` where the estimated-variance rule is out of range).
     nonfinite

@@ -26,7 +26,6 @@ _LAZY = {
     "FixedDraw": ("uqmcmc.uq.fixed", "FixedDraw"),
     "Dataset": ("uqmcmc.uq.data", "Dataset"),
     "Split": ("uqmcmc.uq.data", "Split"),
-    "make_dataset": ("uqmcmc.uq.data", "make_dataset"),
     "train": ("uqmcmc.uq.training", "train"),
     "calibration": ("uqmcmc.uq.calibration", None),
     "registry": ("uqmcmc.uq.registry", None),

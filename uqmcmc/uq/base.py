@@ -12,12 +12,18 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import jax
+import jax.numpy as jnp
 
 from uqmcmc._validation import positive_int
+from uqmcmc.uq.moments import contract
 
 Array = jax.Array
 
-__all__ = ["Predictive", "UQBackend"]
+__all__ = ["LinearPredictive", "Predictive", "UQBackend", "linear_from_draws", "predict_linear"]
+
+#: Joint draws behind :func:`linear_from_draws` (relative error of the variance about
+#: ``sqrt(2 / 63) = 0.18`` for Gaussian draws).
+LINEAR_DRAWS = 64
 
 
 @runtime_checkable
@@ -48,6 +54,101 @@ class Predictive(Protocol):
     def predict_mean_var(self, x: Array) -> tuple[Array, Array]: ...
 
     def predict_draws(self, key: Array, x: Array, n: int) -> Array: ...
+
+
+@runtime_checkable
+class LinearPredictive(Protocol):
+    """A surrogate that knows the epistemic variance of a linear functional of its outputs.
+
+    ``predict_linear(x, weights) -> (mean, var)``: see :meth:`UQBackend.predict_linear`. Every
+    :class:`UQBackend` has it; :func:`predict_linear` falls back to joint draws for any other
+    :class:`Predictive`.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> class Exact:  # no uncertainty
+    ...     def predict_linear(self, x, weights):
+    ...         return x, jnp.zeros(())
+    >>> isinstance(Exact(), LinearPredictive)
+    True
+    """
+
+    def predict_linear(self, x: Array, weights: Array) -> tuple[Array, Array]: ...
+
+
+def linear_from_draws(
+    backend: Predictive, x: Array, weights: Array, n: int = LINEAR_DRAWS
+) -> tuple[Array, Array]:
+    """:meth:`UQBackend.predict_linear` from ``n`` joint draws with a fixed key.
+
+    The mean per output element is ``predict_mean_var``'s; the variance of the functional is
+    the sample variance (``ddof = 1``) of ``sum(weights * draw)`` over the draws: deterministic,
+    with a relative error of about ``sqrt(2 / (n - 1))``. Backends with a closed form or a
+    finite set of members override :meth:`UQBackend.predict_linear` with the exact value.
+
+    Examples
+    --------
+    >>> import jax, jax.numpy as jnp
+    >>> class Shifted:  # f(x) = x + c with c ~ N(0, 1): one c per joint draw
+    ...     def predict_mean_var(self, x):
+    ...         return x, jnp.ones_like(x)
+    ...     def predict_draws(self, key, x, n):
+    ...         return x + jax.random.normal(key, (n,) + (1,) * x.ndim)
+    >>> x = jnp.array([0.0, 1.0])
+    >>> _, var = linear_from_draws(Shifted(), x, jnp.array([-1.0, 1.0]))  # f(1) - f(0)
+    >>> float(var)  # c cancels in the difference
+    0.0
+    >>> _, var = linear_from_draws(Shifted(), x, jnp.array([1.0, 1.0]), n=4000)  # 2 c
+    >>> round(float(var), 0)
+    4.0
+    """
+    mean, _ = backend.predict_mean_var(x)
+    draws = backend.predict_draws(jax.random.key(0), x, positive_int("n", n, minimum=2))
+    return mean, jnp.var(contract(draws, weights), ddof=1)
+
+
+def predict_linear(backend: Predictive, x: Array, weights: Array) -> tuple[Array, Array]:
+    """Predictive mean of ``f(x)`` and the epistemic variance of ``sum(weights * f(x))``.
+
+    The backend's own :meth:`UQBackend.predict_linear` when it has one
+    (:class:`LinearPredictive`), else :func:`linear_from_draws`. This is the variance a
+    penalty needs for a deterministic (``mean`` mode) estimate of ``Delta S``: the
+    estimate is such a functional (the energy at ``x'`` minus that at ``x``, or the
+    quadrature of the gradient along the move), and its variance keeps the covariances
+    between the inputs and the output elements that per-element variances drop.
+
+    Parameters
+    ----------
+    backend
+        A :class:`Predictive` surrogate.
+    x
+        Inputs ``(*batch, *in_shape)``, evaluated together (one joint draw sees them all).
+    weights
+        ``(*batch, *out_shape)``: the functional's coefficient of every output element.
+
+    Returns
+    -------
+    mean
+        ``(*batch, *out_shape)``: the predictive mean, as ``predict_mean_var`` gives it.
+    var
+        Scalar: the epistemic variance of ``sum(weights * f(x))`` (no aleatoric part).
+
+    Examples
+    --------
+    >>> import jax, jax.numpy as jnp
+    >>> class Shifted:  # f(x) = x + c with c ~ N(0, 1): one c per joint draw
+    ...     def predict_mean_var(self, x):
+    ...         return x, jnp.ones_like(x)
+    ...     def predict_draws(self, key, x, n):
+    ...         return x + jax.random.normal(key, (n,) + (1,) * x.ndim)
+    >>> mean, var = predict_linear(Shifted(), jnp.array([0.0, 1.0]), jnp.array([-1.0, 1.0]))
+    >>> mean.tolist(), float(var)  # per-element variances summed would say 2.0
+    ([0.0, 1.0], 0.0)
+    """
+    if isinstance(backend, LinearPredictive):
+        return backend.predict_linear(x, weights)
+    return linear_from_draws(backend, x, weights)
 
 
 class UQBackend(abc.ABC):
@@ -136,6 +237,22 @@ class UQBackend(abc.ABC):
         By default ``predict_draws(draw_id, x, 1)[0]``.
         """
         return self.predict_draws(draw_id, x, 1)[0]
+
+    @property
+    def evaluations_per_mean(self) -> int:
+        """Network evaluations behind :meth:`predict_mean_var` for one configuration (1 by
+        default; an ensemble's members, dropout's fixed masks, a BNN's stored draws): the cost
+        unit of the efficiency table (effective samples per network evaluation)."""
+        return 1
+
+    def predict_linear(self, x: Array, weights: Array) -> tuple[Array, Array]:
+        """Predictive mean ``(*batch, *out_shape)`` of ``f(x)`` and the scalar epistemic
+        variance of ``sum(weights * f(x))`` (see :func:`predict_linear`).
+
+        By default from 64 joint draws with a fixed key (:func:`linear_from_draws`); the
+        built-in backends override it with the exact value.
+        """
+        return linear_from_draws(self, x, weights)
 
     @abc.abstractmethod
     def save(self, path: str | Path) -> Path:

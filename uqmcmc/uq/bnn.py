@@ -24,7 +24,9 @@ from uqmcmc.uq import io
 from uqmcmc.uq._checks import check_inputs, check_xy
 from uqmcmc.uq.base import UQBackend
 from uqmcmc.uq.flat import Layout, flat_params
-from uqmcmc.uq.training import as_key, cosine_adam
+from uqmcmc.uq.moments import linear_mean_var
+from uqmcmc.uq.rng import as_key
+from uqmcmc.uq.training import cosine_adam
 
 Array = jax.Array
 
@@ -303,6 +305,17 @@ class NumPyroBNN(UQBackend):
         elementwise (each draw evaluates both points, so their covariance is kept)."""
         d = self._all(x_new) - self._all(x)
         return jnp.mean(d, axis=0), jnp.var(d, axis=0)
+
+    @property
+    def evaluations_per_mean(self) -> int:
+        """Every stored posterior draw is evaluated for the mean."""
+        return self.num_draws
+
+    def predict_linear(self, x: Array, weights: Array) -> tuple[Array, Array]:
+        """Posterior predictive mean and the variance over all stored draws of
+        ``sum(weights * f(x))`` (each draw sees every input of ``x``)."""
+        f = self._all(x)
+        return linear_mean_var(f, jnp.asarray(weights, dtype=f.dtype))
 
     def predict_draws(self, key: Array, x: Array, n: int) -> Array:
         """``n`` joint draws ``(n, *batch, *out)``: each one stored posterior sample (picked

@@ -18,7 +18,7 @@ from scipy import stats as sps
 
 from uqmcmc._validation import positive_int
 from uqmcmc.uq import io, registry
-from uqmcmc.uq.base import UQBackend
+from uqmcmc.uq.base import UQBackend, predict_linear
 from uqmcmc.uq.fixed import FixedDraw, draw_ids
 
 Array = jax.Array
@@ -232,6 +232,18 @@ class Recalibrated(UQBackend):
         """The wrapped backend's fixed draw ``draw_id``, spread about its mean by
         ``sqrt(scale)``."""
         return self._spread(FixedDraw(self.backend, draw_id).predict(x), x)
+
+    @property
+    def evaluations_per_mean(self) -> int:
+        """The wrapped backend's (1 for an object that does not say)."""
+        inner = self.backend
+        return inner.evaluations_per_mean if isinstance(inner, UQBackend) else 1
+
+    def predict_linear(self, x: Array, weights: Array) -> tuple[Array, Array]:
+        """The wrapped backend's :func:`~uqmcmc.uq.base.predict_linear`, variance times
+        ``scale``."""
+        mean, var = predict_linear(self.backend, x, weights)
+        return mean, self.scale * var
 
     def predict_delta_mean_var(self, x: Array, x_new: Array) -> tuple[Array, Array]:
         """The wrapped backend's moments of ``f(x_new) - f(x)``, variance times ``scale``."""

@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 from functools import partial
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -41,91 +41,31 @@ from uqmcmc._validation import positive, positive_int
 from uqmcmc.uq import io
 from uqmcmc.uq._checks import check_xy
 from uqmcmc.uq.base import UQBackend
+from uqmcmc.uq.deep_kernel_gp import (
+    _delta_mean_var,
+    _draws,
+    _Fitted,
+    _linear,
+    _mean_var,
+    _observe,
+    _out_shape,
+    _Static,
+)
 from uqmcmc.uq.gp import (
     KERNELS,
     GPParams,
     GPPosterior,
     Obs,
     _collapsed,
-    _Inverses,
     _invert,
     _optimise,
-    _predict,
 )
-from uqmcmc.uq.random_features import _pathwise
-from uqmcmc.uq.training import as_key, train
+from uqmcmc.uq.rng import as_key
+from uqmcmc.uq.training import train
 
 Array = jax.Array
 
 __all__ = ["DeepKernelRegression"]
-
-
-# -- predictions of a fitted backend: static structure, dynamic arrays ---------------------
-class _Static(NamedTuple):
-    """Hashable structure (static under ``jit``: equal architectures share compilations)."""
-
-    graphdef: Any
-    site_axes: int
-    kernel: str
-    rff_features: int
-
-
-class _Fitted(NamedTuple):
-    """Arrays of a fitted backend: network state, GP, and the label shift (per site) and scale."""
-
-    state: nnx.State
-    params: GPParams
-    inv: _Inverses
-    loc: Array
-    scale: Array
-
-
-def _observe(static: _Static, state: nnx.State, x: Array) -> tuple[tuple[int, ...], Obs]:
-    """Output shape ``(*batch, *out)`` and the observations of every output element."""
-    h = nnx.merge(static.graphdef, state).features(x)
-    out = h.shape[: h.ndim - 1 - static.site_axes]
-    groups = h.reshape(math.prod(out), -1, h.shape[-1])
-    return out, Obs(groups, jnp.ones(groups.shape[:2], groups.dtype))
-
-
-def _to_labels(fit: _Fitted, obs: Obs, mean: Array, var: Array) -> tuple[Array, Array]:
-    return fit.loc * jnp.sum(obs.weights, -1) + fit.scale * mean, fit.scale**2 * var
-
-
-@partial(jax.jit, static_argnums=0)
-def _mean_var(static: _Static, fit: _Fitted, x: Array, epistemic_only: Array):
-    out, obs = _observe(static, fit.state, x)
-    mean, var = _to_labels(fit, obs, *_predict(static.kernel, fit.params, fit.inv, obs))
-    noise = jnp.where(epistemic_only, 0.0, jnp.exp(fit.params.log_noise) * fit.scale**2)
-    return mean.reshape(out), (var + noise).reshape(out)
-
-
-@partial(jax.jit, static_argnums=0)
-def _delta_mean_var(static: _Static, fit: _Fitted, x: Array, x_new: Array):
-    out, before = _observe(static, fit.state, x)
-    out_new, after = _observe(static, fit.state, x_new)
-    if out != out_new:
-        raise ValueError(f"x and x_new give outputs {out} and {out_new}: shapes must match")
-    obs = Obs(
-        jnp.concatenate([before.groups, after.groups], axis=1),
-        jnp.concatenate([-before.weights, after.weights], axis=1),
-    )
-    mean, var = _to_labels(fit, obs, *_predict(static.kernel, fit.params, fit.inv, obs))
-    return mean.reshape(out), var.reshape(out)
-
-
-@partial(jax.jit, static_argnums=0)
-def _draws(static: _Static, fit: _Fitted, keys: Array, x: Array):
-    out, obs = _observe(static, fit.state, x)
-    draw = _pathwise(static.kernel, static.rff_features, fit.params, fit.inv, obs)
-    g = jax.lax.map(draw, keys)  # one draw at a time: its features stay in cache
-    return _to_labels(fit, obs, g, 0.0)[0].reshape(keys.shape[0], *out)
-
-
-def _out_shape(static: _Static, state: nnx.State, x: Array) -> tuple[int, ...]:
-    """Shape ``(*batch, *out)`` of the outputs for inputs ``x`` (no computation)."""
-    h = jax.eval_shape(lambda s, x: nnx.merge(static.graphdef, s).features(x), state, x)
-    return tuple(h.shape[: len(h.shape) - 1 - static.site_axes])
 
 
 @partial(jax.jit, static_argnums=(0, 1, 2, 3))
@@ -346,6 +286,11 @@ class DeepKernelRegression(UQBackend):
         (the GP covariance between the two points is kept)."""
         x, x_new = jnp.asarray(x, dtype=float), jnp.asarray(x_new, dtype=float)
         return _delta_mean_var(self._static, self._fitted(), x, x_new)
+
+    def predict_linear(self, x: Array, weights: Array) -> tuple[Array, Array]:
+        """Posterior mean and the exact epistemic variance of ``sum(weights * f(x))``."""
+        x, weights = jnp.asarray(x, dtype=float), jnp.asarray(weights, dtype=float)
+        return _linear(self._static, self._fitted(), x, weights)
 
     def predict_draws(self, key: Array, x: Array, n: int) -> Array:
         """``n`` joint draws ``(n, *batch, *out)``: each one function drawn from the GP

@@ -14,8 +14,10 @@ from uqmcmc._validation import positive_int
 from uqmcmc.uq._checks import check_inputs
 from uqmcmc.uq.base import UQBackend
 from uqmcmc.uq.io import ModelSpec, load_state, restore_module, save_state, state_arrays
-from uqmcmc.uq.moments import delta_mean_var, member_mean_var, mixture_mean_var
-from uqmcmc.uq.training import LOSSES, as_key, rekey, split_rng, train, with_loss_head
+from uqmcmc.uq.losses import LOSSES, with_loss_head
+from uqmcmc.uq.moments import delta_mean_var, linear_mean_var, member_mean_var, mixture_mean_var
+from uqmcmc.uq.rng import as_key, rekey, split_rng
+from uqmcmc.uq.training import train
 
 Array = jax.Array
 
@@ -170,6 +172,18 @@ class MCDropout(UQBackend):
         key = jax.random.key(self.mask_seed)
         before = self._masks(key, self._x(x), self.n_masks)[0]
         return delta_mean_var(before, self._masks(key, self._x(x_new), self.n_masks)[0])
+
+    @property
+    def evaluations_per_mean(self) -> int:
+        """Every fixed mask is evaluated for the mean."""
+        return self.n_masks
+
+    def predict_linear(self, x: Array, weights: Array) -> tuple[Array, Array]:
+        """Mean over the ``n_masks`` fixed masks (as :meth:`predict_mean_var`) and the
+        variance over them of ``sum(weights * f_mask(x))``, one mask for all of ``x``."""
+        self._require_fit()
+        masks = self._masks(jax.random.key(self.mask_seed), self._x(x), self.n_masks)[0]
+        return linear_mean_var(masks, jnp.asarray(weights, dtype=masks.dtype))
 
     # -- persistence ----------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:

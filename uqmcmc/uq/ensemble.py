@@ -12,16 +12,10 @@ from flax import nnx
 from uqmcmc._validation import positive_int
 from uqmcmc.uq.base import UQBackend
 from uqmcmc.uq.io import ModelSpec, fill_state, load_state, save_state, state_arrays
-from uqmcmc.uq.moments import delta_mean_var, member_mean_var, mixture_mean_var
-from uqmcmc.uq.training import (
-    LOSSES,
-    Stacked,
-    as_key,
-    init_members,
-    member_apply,
-    train_members,
-    with_loss_head,
-)
+from uqmcmc.uq.losses import LOSSES, with_loss_head
+from uqmcmc.uq.members import Stacked, init_members, member_apply, train_members
+from uqmcmc.uq.moments import delta_mean_var, linear_mean_var, member_mean_var, mixture_mean_var
+from uqmcmc.uq.rng import as_key
 
 Array = jax.Array
 
@@ -32,7 +26,7 @@ class DeepEnsemble(UQBackend):
     """Deep ensemble of ``n_members`` networks (seed 1: 10 residual CNNs).
 
     Members share the architecture ``model_cls(**model_kwargs)`` and differ in initialisation
-    and data order. Training (:func:`uqmcmc.uq.training.train_members`) and prediction are
+    and data order. Training (:func:`uqmcmc.uq.members.train_members`) and prediction are
     ``jax.vmap`` over the stacked member parameters: one fused, jitted call evaluates every
     member.
 
@@ -67,7 +61,7 @@ class DeepEnsemble(UQBackend):
     >>> import jax, jax.numpy as jnp
     >>> from uqmcmc.nets import RCNN
     >>> from uqmcmc.targets import Phi4
-    >>> from uqmcmc.uq import make_dataset
+    >>> from uqmcmc.workflows.training_data import make_dataset
     >>> data = make_dataset(Phi4(4, 0.5, 1.0), 0, 12, n_test=4)
     >>> ens = DeepEnsemble(RCNN, {"channels": 4, "depth": 0}, n_members=3)
     >>> ens = ens.fit(data.train.x, data.train.grad, key=0, epochs=2, progress=False)
@@ -138,10 +132,14 @@ class DeepEnsemble(UQBackend):
         def delta(state, x, x_new):
             return delta_mean_var(outputs(state, x)[0], outputs(state, x_new)[0])
 
+        def linear(state, x, weights):
+            return linear_mean_var(outputs(state, x)[0], weights)
+
         self._outputs = jax.jit(outputs)
         self._mean_var = jax.jit(mean_var, static_argnums=2)
         self._draws = jax.jit(draws, static_argnums=(3, 4))
         self._delta = jax.jit(delta)
+        self._linear = jax.jit(linear)
 
     def _require_fit(self) -> Stacked:
         if self.members is None:
@@ -200,6 +198,17 @@ class DeepEnsemble(UQBackend):
         """
         state = self._require_fit().state
         return self._delta(state, jnp.asarray(x, dtype=float), jnp.asarray(x_new, dtype=float))
+
+    @property
+    def evaluations_per_mean(self) -> int:
+        """Every member is evaluated for the mean."""
+        return self.n_members
+
+    def predict_linear(self, x: Array, weights: Array) -> tuple[Array, Array]:
+        """Ensemble mean ``(*batch, *out)`` and the variance over members of
+        ``sum(weights * f_k(x))`` (exact; each member sees every input of ``x``)."""
+        state = self._require_fit().state
+        return self._linear(state, jnp.asarray(x, dtype=float), jnp.asarray(weights, float))
 
     # -- persistence ----------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:

@@ -108,6 +108,10 @@ class FixedDraw:
         f = self.predict(x)
         return f, jnp.zeros_like(f)
 
+    def predict_linear(self, x: Array, weights: Array) -> tuple[Array, Array]:
+        """The frozen draw's prediction and zero variance (a deterministic functional)."""
+        return self.predict(x), jnp.zeros((), jnp.result_type(float))
+
     def predict_draws(self, key: Array, x: Array, n: int) -> Array:
         """The frozen draw, ``n`` times."""
         f = self.predict(x)

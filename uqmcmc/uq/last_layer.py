@@ -13,7 +13,9 @@ from flax import nnx
 from uqmcmc._validation import positive, positive_int
 from uqmcmc.uq.base import UQBackend
 from uqmcmc.uq.io import ModelSpec, load_state, restore_module, save_state, state_arrays
-from uqmcmc.uq.training import as_key, train
+from uqmcmc.uq.moments import contract
+from uqmcmc.uq.rng import as_key
+from uqmcmc.uq.training import train
 
 Array = jax.Array
 
@@ -181,7 +183,7 @@ class BayesianLastLayer(UQBackend):
     >>> import jax, jax.numpy as jnp
     >>> from uqmcmc.nets import RCNN
     >>> from uqmcmc.targets import Phi4
-    >>> from uqmcmc.uq import make_dataset
+    >>> from uqmcmc.workflows.training_data import make_dataset
     >>> data = make_dataset(Phi4(4, 0.5, 1.0), 0, 12, n_test=4)
     >>> bll = BayesianLastLayer(RCNN, {"channels": 4, "depth": 0})
     >>> bll = bll.fit(data.train.x, data.train.grad, key=0, epochs=2, progress=False)
@@ -285,10 +287,16 @@ class BayesianLastLayer(UQBackend):
             d = rows(state, x_new) - rows(state, x)
             return d @ post["mean"], jnp.einsum("...p,pq,...q->...", d, post["cov"], d)
 
+        def linear(state, post, x, weights):
+            phi = rows(state, x)
+            g = contract(jnp.moveaxis(phi, -1, 0), weights)  # the functional's row, (P,)
+            return phi @ post["mean"], g @ post["cov"] @ g
+
         self._design = jax.jit(rows)
         self._mean_var = jax.jit(mean_var)
         self._draws = jax.jit(draws, static_argnums=4)
         self._delta = jax.jit(delta)
+        self._linear = jax.jit(linear)
 
     def _set_arrays(self) -> None:
         post = self.posterior
@@ -319,6 +327,13 @@ class BayesianLastLayer(UQBackend):
         return self._delta(
             state, post, jnp.asarray(x, dtype=float), jnp.asarray(x_new, dtype=float)
         )
+
+    def predict_linear(self, x: Array, weights: Array) -> tuple[Array, Array]:
+        """Posterior mean and the exact epistemic variance ``g' Cov g`` of
+        ``sum(weights * f(x))``, ``g`` the same functional of the regression rows."""
+        state, post = self._require_fit()
+        x = jnp.asarray(x, dtype=float)
+        return self._linear(state, post, x, jnp.asarray(weights, dtype=float))
 
     # -- persistence ----------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:

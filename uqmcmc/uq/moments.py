@@ -12,7 +12,13 @@ from flax import nnx
 
 Array = jax.Array
 
-__all__ = ["delta_mean_var", "member_mean_var", "mixture_mean_var"]
+__all__ = [
+    "contract",
+    "delta_mean_var",
+    "linear_mean_var",
+    "member_mean_var",
+    "mixture_mean_var",
+]
 
 
 def member_mean_var(model: nnx.Module, x: Array) -> tuple[Array, Array]:
@@ -23,7 +29,7 @@ def member_mean_var(model: nnx.Module, x: Array) -> tuple[Array, Array]:
     >>> import jax.numpy as jnp
     >>> from flax import nnx
     >>> from uqmcmc.nets import MLP
-    >>> from uqmcmc.uq.training import GaussianHead
+    >>> from uqmcmc.uq.losses import GaussianHead
     >>> mean, var = member_mean_var(MLP(1, (4,), rngs=nnx.Rngs(0)), jnp.zeros((3, 1)))
     >>> mean.shape, var.tolist()
     ((3,), [0.0, 0.0, 0.0])
@@ -75,3 +81,32 @@ def delta_mean_var(before: Array, after: Array) -> tuple[Array, Array]:
     """
     diff = after - before
     return jnp.mean(diff, axis=0), jnp.var(diff, axis=0)
+
+
+def contract(values: Array, weights: Array) -> Array:
+    """``sum(weights * values)`` over the trailing ``weights.ndim`` axes of ``values``.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> contract(jnp.ones((3, 2, 2)), jnp.array([[1.0, 0.0], [0.0, 2.0]])).tolist()
+    [3.0, 3.0, 3.0]
+    """
+    axes = tuple(range(values.ndim - weights.ndim, values.ndim))
+    return jnp.sum(values * weights, axis=axes)
+
+
+def linear_mean_var(components: Array, weights: Array) -> tuple[Array, Array]:
+    """Mean over joint components (axis 0) and the variance (``ddof = 0``) of the functional
+    ``sum(weights * component)`` across them: :meth:`~uqmcmc.uq.base.UQBackend.predict_linear`
+    of an equal-weight mixture (ensemble members, dropout masks, posterior draws).
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> members = jnp.array([[1.0, 1.5], [2.0, 2.5], [3.0, 3.8]])  # 3 members at x, x'
+    >>> mean, var = linear_mean_var(members, jnp.array([-1.0, 1.0]))  # f(x') - f(x)
+    >>> [round(m, 2) for m in mean.tolist()], round(float(var), 3)  # steps 0.5, 0.5, 0.8
+    ([2.0, 2.6], 0.02)
+    """
+    return jnp.mean(components, axis=0), jnp.var(contract(components, weights), axis=0)
