@@ -153,6 +153,28 @@ SECTIONS: dict[str, dict[str, Any]] = {
         "fixed per-step costs dominate).",
         "columns": _scaling_cols,
     },
+    "delayed_acceptance": {
+        "title": "7. Delayed acceptance: exact calls per effective sample vs exact MALA (phi^4)",
+        "note": "calls = exact action + gradient evaluations (exact MALA: 2 per step; delayed "
+        "acceptance: 1 per step whose k-step surrogate sub-chain moved, never a gradient); "
+        "ratio = calls per ESS / exact MALA's (< 1: fewer exact calls per effective sample); "
+        "z = (<|M|> - exact checkerboard) / combined MCSE; sd = Schwinger-Dyson term; "
+        "† = ESS below 100 (orders of magnitude only).",
+        "columns": [
+            ("chain", "chain", lambda r: r["chain"]),
+            ("calls", "calls/step", _num(".2f", "exact_calls_per_step")),
+            ("sub", "sub acc.", _num(".2f", "subchain_acceptance")),
+            ("corr", "corr. acc.", _num(".2f", "correction_acceptance")),
+            ("ess_m", "ESS |M|", _flagged(_num(".0f", "ess_abs_m"))),
+            ("ess_sd", "ESS sd", _flagged(_num(".0f", "ess_sd"))),
+            ("cpe_m", "calls/ESS |M|", _flagged(_num(".1f", "calls_per_ess_abs_m"))),
+            ("cpe_sd", "calls/ESS sd", _flagged(_num(".1f", "calls_per_ess_sd"))),
+            ("ratio_m", "ratio |M|", _flagged(_num(".2f", "ratio_abs_m"))),
+            ("ratio_sd", "ratio sd", _flagged(_num(".2f", "ratio_sd"))),
+            ("z", "z |M|", _flagged(_num(".1f", "z_abs_m"))),
+            ("time", "sampling s", _num(".2f", "sample_s")),
+        ],
+    },
 }
 
 

@@ -25,7 +25,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from bench import end_to_end, ess, kernels, report, surrogates
+from bench import delayed, end_to_end, ess, kernels, report, surrogates
 from bench.timing import machine
 from uqmcmc.workflows import BACKENDS
 
@@ -102,7 +102,7 @@ SMOKE = Sizes(
 
 #: Sections in run order; ``needs`` says which use fitted backends.
 ORDER = ("kernel_overhead", "surrogate_overhead", "ensemble_scaling", "ess", "end_to_end",
-         "size_scaling")  # fmt: skip
+         "size_scaling", "delayed_acceptance")  # fmt: skip
 
 
 def _sections(sizes: Sizes, key: jax.Array, fitted: Callable[[], dict]) -> dict[str, Callable]:
@@ -123,6 +123,9 @@ def _sections(sizes: Sizes, key: jax.Array, fitted: Callable[[], dict]) -> dict[
         "ess": lambda: ess.ess_per_second(fitted()["backends"], sizes, key),
         "end_to_end": lambda: end_to_end.end_to_end(sizes),
         "size_scaling": lambda: kernels.size_scaling(ensemble(), sizes, key),
+        "delayed_acceptance": lambda: delayed.delayed_acceptance_cost(
+            delayed.SMOKE if sizes == SMOKE else delayed.FULL, key
+        ),
     }
 
 

@@ -28,6 +28,7 @@ SECTIONS = (
     "ess",
     "end_to_end",
     "size_scaling",
+    "delayed_acceptance",
 )
 
 
@@ -54,7 +55,8 @@ def test_smoke_run_succeeds_and_prints_every_table(smoke):
     out, proc = smoke
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     for title in ("1. Kernel overhead", "2. Surrogate overhead", "3. Ensemble scaling",
-                  "4. Effective samples", "5. End-to-end", "6. Time per step"):  # fmt: skip
+                  "4. Effective samples", "5. End-to-end", "6. Time per step",
+                  "7. Delayed acceptance"):  # fmt: skip
         assert title in proc.stdout
     assert "failed:" not in proc.stdout
 
