@@ -10,7 +10,7 @@ called.
 Examples
 --------
 >>> [spec.name for spec in SPECS]
-['ensemble', 'dropout', 'last_layer', 'bnn', 'deep_kernel']
+['ensemble', 'dropout', 'last_layer', 'bnn', 'deep_kernel', 'paper_ensemble']
 >>> from uqmcmc.uq.registry import BackendSettings
 >>> SPECS[3].fit_settings(BackendSettings(svi_steps=200))
 {'method': 'svi', 'num_samples': 50, 'svi_steps': 200}
@@ -90,6 +90,24 @@ def _deep_kernel(settings: BackendSettings) -> UQBackend:
     return DeepKernelRegression(_rcnn(), {}, rff_features=256)
 
 
+#: The network and training protocol of Tzivrailis, Rosso, Kawasaki, "Uncertainty in AI-driven
+#: Monte Carlo simulations" (arXiv:2506.14594): a plain residual CNN (3 x 3 convolutions, ReLU)
+#: trained with MSE by Adam at 1e-3, batch 24, 50 epochs, on the 180 training configurations.
+PAPER_NET = {"channels": 16, "depth": 2, "kernel_size": 3, "activation": "relu"}
+
+
+def _paper_ensemble(settings: BackendSettings) -> UQBackend:
+    from uqmcmc.uq.ensemble import DeepEnsemble
+
+    return DeepEnsemble(_rcnn(), dict(PAPER_NET), n_members=settings.n_members)
+
+
+def _paper_fit(settings: BackendSettings) -> dict[str, Any]:
+    import optax
+
+    return {"epochs": 50, "batch_size": 24, "optimizer": optax.adam(1e-3), "progress": False}
+
+
 #: The built-in specs, in report order.
 SPECS: tuple[BackendSpec, ...] = (
     BackendSpec(
@@ -112,5 +130,11 @@ SPECS: tuple[BackendSpec, ...] = (
         "deep_kernel", _deep_kernel, _deep_kernel_fit,
         "sparse GP (256 random features per draw) on a trained RCNN's features",
         _lazy("uqmcmc.uq.deep_kernel", "DeepKernelRegression"),
+    ),
+    BackendSpec(
+        "paper_ensemble", _paper_ensemble, _paper_fit,
+        "ensemble of n_members plain residual CNNs trained as in Tzivrailis et al. (MSE, "
+        "Adam 1e-3, batch 24, 50 epochs)",
+        _lazy("uqmcmc.uq.ensemble", "DeepEnsemble"),
     ),
 )  # fmt: skip

@@ -28,10 +28,12 @@ from tqdm.auto import tqdm
 from uqmcmc import _arviz
 from uqmcmc.targets import Phi4
 from uqmcmc.uq import registry
+from uqmcmc.uq.base import UQBackend
 from uqmcmc.workflows.compare_chains import (
     ChainPlan,
     exact_mala,
     member_runs,
+    noise_sweep,
     oracle_pair,
     rule_pair,
 )
@@ -48,7 +50,9 @@ class CompareResult:
     ArviZ data; ``comparison`` is :func:`uqmcmc.diagnostics.compare_to_exact`'s table,
     ``epistemic`` the per-draw spread, ``identities`` the exact-identity checks; ``timings``
     the seconds per stage; ``members`` the per-draw runs of each backend and ``predictions``
-    each backend's ``(mean, var, truth)`` of ``grad S`` on the test split. See
+    each backend's ``(mean, var, truth)`` of ``grad S`` on the test split; ``sweep`` the
+    noise-sweep runs (``"<backend>/noise<s>/<none|cd>"``); ``evaluations`` each backend's
+    network evaluations per :meth:`predict_mean_var` configuration. See
     :func:`run_compare` for an example.
 
     Examples
@@ -69,6 +73,8 @@ class CompareResult:
     out: Path | None = None
     members: dict[str, list] = field(default_factory=dict)
     predictions: dict[str, tuple] = field(default_factory=dict)
+    sweep: dict[str, Any] = field(default_factory=dict)
+    evaluations: dict[str, int] = field(default_factory=dict)
 
 
 def run_compare(cfg: CompareConfig | None = None, *, progress: bool = True) -> CompareResult:
@@ -103,7 +109,8 @@ def run_compare(cfg: CompareConfig | None = None, *, progress: bool = True) -> C
     key = jax.random.key(cfg.seed)
     k_data, k_fit, k_chain, k_draw = jax.random.split(key, 4)
     timings: dict[str, float] = {}
-    n_stages = 3 + 2 * len(cfg.backends) + 2  # + the positive control and the report
+    # + the positive control, the noise sweep and the report
+    n_stages = 3 + 2 * len(cfg.backends) + 2 + bool(cfg.swept_backend)
     bar = tqdm(total=n_stages, unit="stage", disable=not progress, desc="compare")
 
     def stage(name: str):
@@ -138,7 +145,7 @@ def run_compare(cfg: CompareConfig | None = None, *, progress: bool = True) -> C
         done("exact_mala", t0)
 
         t0 = stage("training set")
-        from uqmcmc.uq.data import make_dataset
+        from uqmcmc.workflows.training_data import make_dataset
 
         data = make_dataset(target, k_data, cfg.n_train + cfg.n_test, n_test=cfg.n_test)
         done("dataset", t0)
@@ -146,7 +153,9 @@ def run_compare(cfg: CompareConfig | None = None, *, progress: bool = True) -> C
         settings = cfg.backend_settings()
         calibration: dict[str, dict] = {}
         predictions: dict[str, tuple] = {}
+        evaluations: dict[str, int] = {}
         chain_jobs: dict[str, list[Future]] = {}
+        sweep_job: Future | None = None
         # Chain runs go to two worker threads while the next backend trains: one compiled
         # program rarely keeps both cores busy, two side by side do (about 0.8 times the wall
         # time). Every run has its own key, so the numbers do not depend on the order.
@@ -163,6 +172,9 @@ def run_compare(cfg: CompareConfig | None = None, *, progress: bool = True) -> C
                 calibration[name] = _calibration(backend, data.test)
                 mean, var = backend.predict_mean_var(data.test.x)
                 predictions[name] = (np.asarray(mean), np.asarray(var), np.asarray(data.test.grad))
+                evaluations[name] = (
+                    backend.evaluations_per_mean if isinstance(backend, UQBackend) else 1
+                )
                 done(f"train_{name}", t0)
 
                 k_b = jax.random.fold_in(k_chain, i + 1)
@@ -173,6 +185,11 @@ def run_compare(cfg: CompareConfig | None = None, *, progress: bool = True) -> C
                 jobs.append(pool.submit(member_runs, plan, name, backend, k_draw, i))
                 chain_jobs[name] = jobs
                 _when_all_done(jobs, functools.partial(done, f"chains_{name}", time.perf_counter()))
+                if name == cfg.swept_backend:
+                    when = functools.partial(done, "chains_noise_sweep", time.perf_counter())
+                    k_sweep = jax.random.fold_in(k_chain, SWEEP_KEY)
+                    sweep_job = pool.submit(noise_sweep, plan, name, backend, k_sweep)
+                    sweep_job.add_done_callback(lambda _, when=when: when())
             bar.set_description("compare: chains")
             members: dict[str, list] = {}
             runs["oracle/draws/none"], runs["oracle/draws/cd"] = oracle_job.result()
@@ -182,11 +199,12 @@ def run_compare(cfg: CompareConfig | None = None, *, progress: bool = True) -> C
                     runs[f"{name}/{mode}/none"] = naive
                     runs[f"{name}/{mode}/cd"] = penalised
                 members[name] = member_job.result()
+            sweep = sweep_job.result() if sweep_job is not None else {}
 
         t0 = stage("report")
         result = CompareResult(
             cfg, exact, runs, None, None, None, calibration, out=out, members=members,
-            predictions=predictions,
+            predictions=predictions, sweep=sweep, evaluations=evaluations,
         )  # fmt: skip
         write_compare_report(result)
         result.timings = timings
@@ -195,8 +213,9 @@ def run_compare(cfg: CompareConfig | None = None, *, progress: bool = True) -> C
     return result
 
 
-#: Folded into the chain key for the positive control (backends use 1, 2, ...).
-ORACLE_KEY = 10_000
+#: Folded into the chain key for the positive control and the noise sweep (backends use 1, 2,
+#: ...).
+ORACLE_KEY, SWEEP_KEY = 10_000, 10_001
 
 
 def _when_all_done(jobs: list[Future], callback: Callable[[], None]) -> None:

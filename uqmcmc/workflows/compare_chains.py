@@ -4,6 +4,7 @@ fixed member or posterior draw."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -80,7 +81,7 @@ def per_draw_algorithm(
     >>> import jax, jax.numpy as jnp
     >>> from uqmcmc.mcmc import GradientDelta, mala
     >>> from uqmcmc.targets import Phi4
-    >>> from uqmcmc.uq.data import make_dataset
+    >>> from uqmcmc.workflows.training_data import make_dataset
     >>> data = make_dataset(Phi4(4, 0.5, 1.0), jax.random.key(0), 12, n_test=4)
     >>> from uqmcmc.uq import registry
     >>> settings = registry.BackendSettings(epochs=1, n_members=2)
@@ -194,6 +195,59 @@ def _naive_and_penalised(plan: ChainPlan, est: Any, rule: str, attrs: dict, key)
         record_positions=True, attrs=attrs, **plan.common,
     )  # fmt: skip
     return split_batched(idata, [{"acceptance": "none"}, {"acceptance": rule}])
+
+
+def noise_sweep(plan: ChainPlan, name: str, backend: Any, key: jax.Array) -> dict[str, Any]:
+    """Draws-mode chains of ``backend`` with controlled extra noise: for each level ``s`` of
+    ``cfg.noise_sweep``, Gaussian noise of standard deviation ``s * sqrt(n_draws)`` is added to
+    each joint draw's ΔS (``added_noise`` of :class:`~uqmcmc.mcmc.GradientDelta`), so the
+    estimate's standard deviation grows by ``s``; naive and with the estimated-variance
+    penalty. Every level and rule runs side by side in one compiled program, each chain from
+    the same start as the other runs. Returns ``{"<name>/noise<s>/<none|cd>": run}``.
+
+    Examples
+    --------
+    >>> import jax, numpy as np
+    >>> from uqmcmc.targets import Phi4
+    >>> target = Phi4(4, 0.5, 1.0)
+    >>> cfg = CompareConfig(L=4, beta=0.5, steps=20, warmup=10, thin=1, n_draws=4,
+    ...                     noise_sweep=(0.5, 2.0))
+    >>> class ExactGrad:  # a "surrogate" of grad S with no error and no noise
+    ...     def predict_mean_var(self, x):
+    ...         return target.grad(x), jax.numpy.zeros_like(x)
+    ...     def predict_draws(self, key, x, n):
+    ...         return jax.numpy.broadcast_to(target.grad(x), (n, *x.shape))
+    >>> start = np.asarray(jax.random.normal(jax.random.key(0), (2, 3, 4, 4))) * 0.5
+    >>> runs = noise_sweep(ChainPlan(cfg, target, 0.02, start), "exact", ExactGrad(),
+    ...                    jax.random.key(1))
+    >>> list(runs)
+    ['exact/noise0.5/none', 'exact/noise0.5/cd', 'exact/noise2/none', 'exact/noise2/cd']
+    >>> sd = [float(np.sqrt(r.sample_stats["delta_var"].mean())) for r in runs.values()]
+    >>> [round(s, 1) for s in sd]  # the estimate's standard deviation: the level
+    [0.5, 0.5, 2.0, 2.0]
+    """
+    cfg = plan.cfg
+    levels = tuple(cfg.noise_sweep)
+    penalty = as_penalty(PENALTY["draws"], cfg.n_draws)
+    added = jnp.repeat(jnp.asarray(levels, dtype=float) * math.sqrt(cfg.n_draws), 2)
+    on = jnp.tile(jnp.array([False, True]), len(levels))
+
+    def make(params):
+        noise, penalised = params
+        est = GradientDelta(backend, cfg.rule, "draws", cfg.n_draws, added_noise=noise)
+        return mala(est, plan.step_size, acceptance=Switch(penalty, penalised))
+
+    est = GradientDelta(backend, rule=cfg.rule, mode="draws", n_draws=cfg.n_draws)
+    attrs = {**est.params, "kernel": "mala", "backend": name, "mode": "draws", "seed": cfg.seed}
+    x0 = jnp.repeat(plan.x0[:, None], 2 * len(levels), axis=1)
+    idata = run_chains(batched((added, on), make), key, x0, cfg.steps, attrs=attrs, **plan.common)
+    names, variants = [], []
+    for level in levels:
+        for rule, short in (("none", "none"), (PENALTY["draws"], "cd")):
+            names.append(f"{name}/noise{level:g}/{short}")
+            variants.append({"acceptance": rule, "noise_level": level,
+                             "added_noise": level * math.sqrt(cfg.n_draws)})  # fmt: skip
+    return dict(zip(names, split_batched(idata, variants), strict=True))
 
 
 def member_runs(plan: ChainPlan, name: str, backend: Any, key: jax.Array, index: int) -> list:

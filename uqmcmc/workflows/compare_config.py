@@ -14,7 +14,7 @@ from uqmcmc.uq import registry
 
 #: The built-in backends, in report order (the default of ``backends``); ``--backends`` accepts
 #: every name of :func:`uqmcmc.uq.registry.names`, a user's registered backends included.
-BACKENDS = ("ensemble", "dropout", "last_layer", "bnn", "deep_kernel")
+BACKENDS = ("ensemble", "dropout", "last_layer", "bnn", "deep_kernel", "paper_ensemble")
 
 
 @dataclass
@@ -30,6 +30,10 @@ class CompareConfig:
     ``n_draws`` joint draws per step in ``draws`` mode; ``rule`` the quadrature of ``grad S``.
     The positive control: a noisy oracle whose ΔS carries Gaussian noise of standard deviation
     ``oracle_sigma``, estimated from ``oracle_draws`` draws (naive and penalised chains).
+    The noise sweep: ``sweep_backend``'s draws-mode chains (default: ``last_layer`` when it
+    runs, else the first backend) with Gaussian noise added to each draw's ΔS so that the
+    estimate's standard deviation grows by each level of ``noise_sweep`` (empty: no sweep),
+    naive and penalised.
 
     Examples
     --------
@@ -63,6 +67,8 @@ class CompareConfig:
     n_draws: int = 8
     oracle_sigma: float = 1.4
     oracle_draws: int = 8
+    noise_sweep: tuple[float, ...] = (0.5, 1.0, 2.0)
+    sweep_backend: str | None = None
     rule: str = "simpson"
     step_size: float | None = None
     identity_positions: int = 100
@@ -123,7 +129,29 @@ class CompareConfig:
         if bad or not backends:
             raise ValueError(f"backends must be a non-empty subset of {known}, got {bad}")
         self.backends = backends
+        self.noise_sweep = tuple(positive("noise_sweep", s) for s in self.noise_sweep)
+        if self.sweep_backend is not None and self.sweep_backend not in backends:
+            raise ValueError(
+                f"sweep_backend must be one of the backends {backends}, got {self.sweep_backend!r}"
+            )
         return self
+
+    @property
+    def swept_backend(self) -> str | None:
+        """The backend of the noise sweep (``None`` without one).
+
+        Examples
+        --------
+        >>> CompareConfig(backends=("ensemble", "last_layer")).swept_backend
+        'last_layer'
+        >>> CompareConfig(backends=("ensemble",), noise_sweep=()).swept_backend is None
+        True
+        """
+        if not self.noise_sweep:
+            return None
+        if self.sweep_backend is not None:
+            return self.sweep_backend
+        return "last_layer" if "last_layer" in self.backends else tuple(self.backends)[0]
 
     def backend_settings(self) -> registry.BackendSettings:
         """The settings the backends' builders and fit settings read

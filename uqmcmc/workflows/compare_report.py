@@ -13,6 +13,16 @@ import numpy as np
 from uqmcmc import _arviz, diagnostics
 from uqmcmc._meta import versions
 from uqmcmc.targets import Phi4
+from uqmcmc.workflows.compare_efficiency import efficiency_findings, efficiency_table
+from uqmcmc.workflows.compare_sweep import SWEEP_TEXT, plot_sweep, sweep_findings, sweep_table
+
+EFFICIENCY_TEXT = (
+    "Effective samples (bulk ESS) per 1000 network evaluations and per second for every run. A "
+    "network evaluation is one network (member, mask or posterior draw) on one configuration; "
+    "a MALA step in mean mode evaluates every member at the quadrature nodes, in draws mode "
+    "n_draws single networks per node plus the mean at the new point for the drift. Times are "
+    "wall times with compilation; a naive/penalised pair runs as one program and shares one."
+)
 
 
 def _highlights(runs: Mapping[str, Any]) -> list[str]:
@@ -87,6 +97,35 @@ def write_compare_report(result: Any) -> Any:
             ("group", "effect", "observable", "difference", "error", "z", "p_holm", "verdict"),
             csv="decomposition.csv",
             figures=[plot_decomposition(decomposition)],
+        ),
+    )
+    sweep = sweep_table(result)
+    if len(sweep):
+        oracle = comparison[comparison["run"].str.startswith("oracle/")]
+        oracle = oracle[oracle["observable"] == "sd"].assign(sigma=cfg.oracle_sigma)
+        sections.insert(
+            2,
+            diagnostics.Section(
+                f"Noise sweep ({cfg.swept_backend})",
+                SWEEP_TEXT.format(backend=cfg.swept_backend) + "\n\n"
+                + sweep_findings(sweep, cfg.swept_backend),
+                sweep,
+                ("group", "effect", "observable", "sigma", "acceptance", "difference", "error",
+                 "z", "p_holm", "verdict"),
+                csv="noise_sweep.csv",
+                figures=[plot_sweep(sweep, oracle)],
+            ),
+        )  # fmt: skip
+        for name, idata in result.sweep.items():
+            _arviz.save(idata, out / f"{name.replace('/', '_')}.nc")
+    efficiency = efficiency_table(runs, comparison, result.evaluations)
+    sections.insert(
+        3 if len(sweep) else 2,
+        diagnostics.Section(
+            "Efficiency",
+            EFFICIENCY_TEXT + "\n\n" + efficiency_findings(efficiency, tuple(cfg.backends)),
+            efficiency,
+            csv="efficiency.csv",
         ),
     )
     # A reader starts at the controls (can this run see a bias at all?), ends at the settings.
