@@ -16,7 +16,10 @@ from uqmcmc.workflows import CompareConfig, run_compare
 TESTED = ("ensemble", "last_layer")
 
 SECTIONS = (
+    "Summary",
     "Controls and power",
+    "Noise sweep (last_layer)",
+    "Efficiency",
     "Bias decomposition",
     "Settings",
     "Comparison with the exact chain",
@@ -51,9 +54,11 @@ def test_quick_compare_writes_every_section(quick_report, capsys):
         assert title in html and title in md, title
     for title in ("Epistemic", "identit"):
         assert re.search(title, html, re.I), title
-    # the summary first (controls, then the verdicts), the settings last
+    # the summary first (findings, the decomposition of sd and its figure), then the controls,
+    # the noise sweep and the efficiency, the full tables after, the settings last
     heads = re.findall(r"^## (.+)$", md, re.M)
-    assert heads[:2] == ["Controls and power", "Bias decomposition"], heads
+    assert heads[:5] == ["Summary", "Controls and power", "Noise sweep (last_layer)",
+                         "Efficiency", "Bias decomposition"], heads  # fmt: skip
     assert heads[-1] == "Settings", heads
     assert heads.index("Comparison with the exact chain") < heads.index("Trace plots")
     comparison = pd.read_csv(out / "comparison.csv")
@@ -64,6 +69,14 @@ def test_quick_compare_writes_every_section(quick_report, capsys):
             assert f"{backend}/{variant}" in runs
         assert (out / "backends" / backend).is_dir()
     assert (out / "exact.nc").exists() and (out / "ensemble_draws_cd.nc").exists()
+    sweep = pd.read_csv(out / "noise_sweep.csv")
+    assert set(sweep.group) == {"naive", "penalised"} and sweep["sigma"].gt(0).all()
+    efficiency = pd.read_csv(out / "efficiency.csv").set_index("run")
+    # mean mode: all members at the 3 Simpson nodes; draws: n_draws single members per node
+    # plus the mean at x' for the drift (quick: 4 members, 4 draws)
+    assert efficiency.loc["ensemble/mean/none", "evals_per_step"] == 12
+    assert efficiency.loc["ensemble/draws/cd", "evals_per_step"] == 4 * 3 + 4
+    assert efficiency.loc["last_layer/mean/none", "evals_per_step"] == 3
     pngs = list(out.glob("*.png"))
     assert len(pngs) >= 7
     for png in pngs:

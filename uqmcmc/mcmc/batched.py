@@ -11,6 +11,13 @@ turns the run into one ArviZ data per variant.
 
 Running variants together compiles their step once instead of once per variant, and a batch of
 ``K x chains`` small lattices keeps the CPU busier than ``chains`` alone.
+
+With ``common_key=True`` every variant steps with the SAME key (common random numbers): the
+same proposal noise, the same joint draws and the same acceptance uniform, so variants that
+differ slightly (a penalty, a noise level) make the same moves until one decision differs.
+Each variant still samples its own target exactly as alone (its marginal law is unchanged);
+only the variants' joint law changes, which makes the difference between them far less noisy
+(a paired comparison, :func:`uqmcmc.diagnostics.paired_differences`).
 """
 
 from __future__ import annotations
@@ -60,11 +67,18 @@ class BatchedAlgorithm(NamedTuple):
     batch_size: int
 
 
-def batched(params: Any, make_algorithm: Callable[[Any], SamplingAlgorithm]) -> BatchedAlgorithm:
+def batched(
+    params: Any,
+    make_algorithm: Callable[[Any], SamplingAlgorithm],
+    *,
+    common_key: bool = False,
+) -> BatchedAlgorithm:
     """One algorithm stepping ``K`` variants at once, variant ``k`` being
     ``make_algorithm(params[k])`` (``params``: a pytree with leading axis ``K``).
 
     A position is ``(K, *shape)``; the step's Info has a leading ``K`` axis on every field.
+    ``common_key``: every variant gets the step's key itself (coupled variants, see the module
+    docstring) instead of one split key each (independent variants).
 
     Examples
     --------
@@ -79,6 +93,14 @@ def batched(params: Any, make_algorithm: Callable[[Any], SamplingAlgorithm]) -> 
     >>> state, info = jax.jit(alg.step)(jax.random.key(0), alg.init(jnp.zeros((2, 2))))
     >>> state.position.shape, info.penalty.tolist(), batch_size(alg)
     ((2, 2), [0.0, 0.5], 2)
+
+    Coupled variants (``common_key=True``): two copies of one rule make identical moves.
+
+    >>> twins = batched(jnp.array([False, False]),
+    ...                 lambda on: mala(est, 0.5, Switch(CeperleyDewing(), on)), common_key=True)
+    >>> state, _ = twins.step(jax.random.key(1), twins.init(jnp.zeros((2, 2))))
+    >>> bool((state.position[0] == state.position[1]).all())
+    True
     """
     k = int(jax.tree.leaves(params)[0].shape[0])
 
@@ -91,6 +113,12 @@ def batched(params: Any, make_algorithm: Callable[[Any], SamplingAlgorithm]) -> 
         return jax.vmap(lambda p, x: make_algorithm(p).init(x))(params, position)
 
     def step(rng_key: jax.Array, state: Any):
+        if common_key:
+
+            def one(p, s):
+                return make_algorithm(p).step(rng_key, s)
+
+            return jax.vmap(one)(params, state)
         keys = jax.random.split(rng_key, k)
         return jax.vmap(lambda p, key, s: make_algorithm(p).step(key, s))(params, keys, state)
 

@@ -1,6 +1,13 @@
 """The compare workflow's chain runs: the exact-ΔS MALA control (which tunes the step size every
 surrogate run shares), the naive/penalised pair of each estimator mode, and one chain set per
-fixed member or posterior draw."""
+fixed member or posterior draw.
+
+The runs of the bias decomposition are COUPLED: the exact-ΔS chain at the tuned step size, both
+modes of every backend, their naive and penalised variants, the positive control and the noise
+sweep all step with one key (common random numbers, :func:`~uqmcmc.mcmc.batched` with
+``common_key=True``) from the same starts, and record ``coupling`` so that
+:func:`~uqmcmc.diagnostics.paired_differences` takes the error of their difference draw by
+draw. Each run alone samples what it samples without the coupling."""
 
 from __future__ import annotations
 
@@ -128,9 +135,47 @@ def exact_mala(plan: ChainPlan, key: jax.Array) -> tuple[Any, float]:
     return idata, float(_arviz.attrs(idata)["step_size"])
 
 
+def coupling_tag(cfg: CompareConfig) -> str:
+    """The ``coupling`` attribute of a compare run's coupled chains (one per seed).
+
+    Examples
+    --------
+    >>> coupling_tag(CompareConfig(seed=3))
+    'compare-seed-3'
+    """
+    return f"compare-seed-{cfg.seed}"
+
+
+#: The run name of :func:`exact_coupled` in a compare result.
+EXACT_COUPLED = "exact-mala/coupled"
+
+
+def exact_coupled(plan: ChainPlan, key: jax.Array) -> Any:
+    """Exact-ΔS MALA at the tuned step size with the coupled runs' key: the reference of the
+    frozen error (the surrogate's mean-mode chain against it, draw by draw).
+
+    Examples
+    --------
+    >>> import jax, numpy as np
+    >>> from uqmcmc.targets import Phi4
+    >>> cfg = CompareConfig(L=4, beta=0.5, steps=20, warmup=10, thin=1)
+    >>> start = np.zeros((2, 3, 4, 4))
+    >>> run = exact_coupled(ChainPlan(cfg, Phi4(4, 0.5, 1.0), 0.02, start), jax.random.key(0))
+    >>> run.posterior.attrs["coupling"], run.posterior["sd"].shape
+    ('compare-seed-0', (2, 20))
+    """
+    est = ExactDelta(plan.target)
+    attrs = {**est.params, "acceptance": "none", "kernel": "mala", "seed": plan.cfg.seed,
+             "coupling": coupling_tag(plan.cfg)}  # fmt: skip
+    return run_chains(
+        mala(est, plan.step_size, acceptance="none"), key, plan.x0, plan.cfg.steps,
+        record_positions=True, attrs=attrs, **plan.common,
+    )  # fmt: skip
+
+
 def rule_pair(plan: ChainPlan, name: str, backend: Any, mode: str, key: jax.Array) -> list:
     """The naive and the Ceperley-Dewing chains of one estimator mode of ``backend``, run side
-    by side (one compiled step, :class:`~uqmcmc.mcmc.Switch`); each chain
+    by side (one compiled step, :class:`~uqmcmc.mcmc.Switch`) and coupled (one key); each chain
     pair starts from the same equilibrated configuration. Returns ``[naive, penalised]``.
 
     Examples
@@ -183,13 +228,16 @@ def oracle_pair(plan: ChainPlan, key: jax.Array) -> list:
 
 def _naive_and_penalised(plan: ChainPlan, est: Any, rule: str, attrs: dict, key) -> list:
     """MALA chains of one estimator without and with penalty ``rule``, in one compiled program
-    (``batched`` over ``Switch``), each pair from the same start; ``[naive, penalised]``."""
+    (``batched`` over ``Switch``, coupled), each pair from the same start;
+    ``[naive, penalised]``."""
     penalty = as_penalty(rule, est.n_draws)
     alg = batched(
         jnp.array([False, True]),
         lambda on: mala(est, plan.step_size, acceptance=Switch(penalty, on)),
+        common_key=True,
     )
-    attrs = {**est.params, "kernel": "mala", **attrs, "seed": plan.cfg.seed}
+    attrs = {**est.params, "kernel": "mala", **attrs, "seed": plan.cfg.seed,
+             "coupling": coupling_tag(plan.cfg)}  # fmt: skip
     idata = run_chains(
         alg, key, jnp.stack([plan.x0, plan.x0], axis=1), plan.cfg.steps,
         record_positions=True, attrs=attrs, **plan.common,
@@ -203,7 +251,8 @@ def noise_sweep(plan: ChainPlan, name: str, backend: Any, key: jax.Array) -> dic
     each joint draw's ΔS (``added_noise`` of :class:`~uqmcmc.mcmc.GradientDelta`), so the
     estimate's standard deviation grows by ``s``; naive and with the estimated-variance
     penalty. Every level and rule runs side by side in one compiled program, each chain from
-    the same start as the other runs. Returns ``{"<name>/noise<s>/<none|cd>": run}``.
+    the same start as the other runs, coupled with them (one key). Returns
+    ``{"<name>/noise<s>/<none|cd>": run}``.
 
     Examples
     --------
@@ -238,9 +287,11 @@ def noise_sweep(plan: ChainPlan, name: str, backend: Any, key: jax.Array) -> dic
         return mala(est, plan.step_size, acceptance=Switch(penalty, penalised))
 
     est = GradientDelta(backend, rule=cfg.rule, mode="draws", n_draws=cfg.n_draws)
-    attrs = {**est.params, "kernel": "mala", "backend": name, "mode": "draws", "seed": cfg.seed}
+    attrs = {**est.params, "kernel": "mala", "backend": name, "mode": "draws", "seed": cfg.seed,
+             "coupling": coupling_tag(cfg)}  # fmt: skip
     x0 = jnp.repeat(plan.x0[:, None], 2 * len(levels), axis=1)
-    idata = run_chains(batched((added, on), make), key, x0, cfg.steps, attrs=attrs, **plan.common)
+    alg = batched((added, on), make, common_key=True)
+    idata = run_chains(alg, key, x0, cfg.steps, attrs=attrs, **plan.common)
     names, variants = [], []
     for level in levels:
         for rule, short in (("none", "none"), (PENALTY["draws"], "cd")):

@@ -13,6 +13,13 @@ import numpy as np
 from uqmcmc import _arviz, diagnostics
 from uqmcmc._meta import versions
 from uqmcmc.targets import Phi4
+from uqmcmc.workflows.compare_decomposition import (
+    DECOMPOSITION_TEXT,
+    bias_decomposition,
+    decomposition_summary,
+    findings,
+    plot_decomposition,
+)
 from uqmcmc.workflows.compare_efficiency import efficiency_findings, efficiency_table
 from uqmcmc.workflows.compare_sweep import SWEEP_TEXT, plot_sweep, sweep_findings, sweep_table
 
@@ -86,144 +93,14 @@ def write_compare_report(result: Any) -> Any:
             csv="calibration.csv",
         ),
     )
-    decomposition = bias_decomposition(result)
-    sections.insert(0, diagnostics.Section("Controls and power", controls_summary(comparison, cfg)))
-    sections.insert(
-        1,
-        diagnostics.Section(
-            "Bias decomposition",
-            DECOMPOSITION_TEXT,
-            decomposition,
-            ("group", "effect", "observable", "difference", "error", "z", "p_holm", "verdict"),
-            csv="decomposition.csv",
-            figures=[plot_decomposition(decomposition)],
-        ),
-    )
-    sweep = sweep_table(result)
-    if len(sweep):
-        oracle = comparison[comparison["run"].str.startswith("oracle/")]
-        oracle = oracle[oracle["observable"] == "sd"].assign(sigma=cfg.oracle_sigma)
-        sections.insert(
-            2,
-            diagnostics.Section(
-                f"Noise sweep ({cfg.swept_backend})",
-                SWEEP_TEXT.format(backend=cfg.swept_backend) + "\n\n"
-                + sweep_findings(sweep, cfg.swept_backend),
-                sweep,
-                ("group", "effect", "observable", "sigma", "acceptance", "difference", "error",
-                 "z", "p_holm", "verdict"),
-                csv="noise_sweep.csv",
-                figures=[plot_sweep(sweep, oracle)],
-            ),
-        )  # fmt: skip
-        for name, idata in result.sweep.items():
-            _arviz.save(idata, out / f"{name.replace('/', '_')}.nc")
-    efficiency = efficiency_table(runs, comparison, result.evaluations)
-    sections.insert(
-        3 if len(sweep) else 2,
-        diagnostics.Section(
-            "Efficiency",
-            EFFICIENCY_TEXT + "\n\n" + efficiency_findings(efficiency, tuple(cfg.backends)),
-            efficiency,
-            csv="efficiency.csv",
-        ),
-    )
-    # A reader starts at the controls (can this run see a bias at all?), ends at the settings.
+    sections[:0] = front_sections(result, comparison, out)
+    # A reader starts at the summary and the controls (can this run see a bias at all?), ends
+    # at the settings.
     sections.sort(key=lambda section: section.title == "Settings")
     title = f"uqmcmc compare: phi^4 L={cfg.L}, beta={cfg.beta}, g={cfg.g}"
     diagnostics.write_report(out, title=title, sections=sections)
     result.comparison, result.epistemic, result.identities = comparison, epistemic, identities
     return result
-
-
-#: Each effect of the bias decomposition: (name, run, reference), ``{b}`` the backend.
-EFFECTS = (
-    ("frozen error", "{b}/mean/none", "exact"),
-    ("noise", "{b}/draws/none", "{b}/mean/none"),
-    ("penalty residual", "{b}/draws/cd", "{b}/mean/none"),
-    ("penalty on the mean", "{b}/mean/cd", "{b}/mean/none"),
-)
-
-#: Observables of the decomposition: the thermometer, the order parameter, the action.
-DECOMPOSITION_OBSERVABLES = ("sd", "abs_m", "action_density")
-
-DECOMPOSITION_TEXT = (
-    "Each backend's bias split by paired references. Frozen error: the mean-mode chain (the "
-    "surrogate's predictive mean, no noise) against the exact chain. Noise: the naive "
-    "draws-mode chain against the mean-mode chain (the heating by the draws' noise). Penalty "
-    "residual: the penalised draws-mode chain against the mean-mode chain (both target the "
-    "surrogate mean, so this is what the penalty fails to remove). Penalty on the mean: the "
-    "mean-mode chain with the penalty against it without (a deterministic estimate has no "
-    "noise to correct; the penalty cools the chain). Each cell: difference ± error, and "
-    "either 'detected' or the smallest difference the test would have detected (80 % power, "
-    "Holm over each backend's tests)."
-)
-
-
-def bias_decomposition(result: Any):
-    """The :data:`EFFECTS` of every backend of a compare result as a
-    :func:`~uqmcmc.diagnostics.paired_differences` table (group = backend).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from uqmcmc._arviz import make_idata
-    >>> rng = np.random.default_rng(0)
-    >>> run = lambda shift: make_idata({"sd": shift + 0.01 * rng.normal(size=(4, 500))})
-    >>> runs = {"b/mean/none": run(1.05), "b/draws/none": run(1.08), "b/draws/cd": run(1.05),
-    ...         "b/mean/cd": run(1.0)}
-    >>> res = type("R", (), {"runs": runs, "exact": run(1.0),
-    ...                      "config": type("C", (), {"backends": ("b",)})})
-    >>> table = bias_decomposition(res).set_index("effect")
-    >>> table["detected"].to_dict()
-    {'frozen error': True, 'noise': True, 'penalty residual': False, 'penalty on the mean': True}
-    """
-    pairs = {}
-    for backend in result.config.backends:
-        for effect, run, reference in EFFECTS:
-            run, reference = run.format(b=backend), reference.format(b=backend)
-            runs = {"exact": result.exact, **result.runs}
-            if run in runs and reference in runs:
-                pairs[(backend, effect)] = (runs[run], runs[reference])
-    return diagnostics.paired_differences(pairs, DECOMPOSITION_OBSERVABLES)
-
-
-def plot_decomposition(table):
-    """One panel per observable: each effect's difference ± 2 errors per backend, the
-    detected ones filled.
-
-    Examples
-    --------
-    >>> import pandas as pd
-    >>> table = pd.DataFrame({"group": ["b", "b"], "effect": ["frozen error", "noise"],
-    ...     "observable": ["sd", "sd"], "difference": [0.05, 0.0], "error": [0.01, 0.01],
-    ...     "detected": [True, False]})
-    >>> len(plot_decomposition(table).axes)
-    1
-    """
-    from matplotlib.figure import Figure
-
-    names = list(dict.fromkeys(table["observable"])) or ["sd"]
-    effects = [e for e, _, _ in EFFECTS if e in set(table["effect"])]
-    groups = list(dict.fromkeys(table["group"]))
-    fig = Figure(figsize=(3.6 * len(names), 3.2), layout="constrained")
-    axes = fig.subplots(1, len(names), squeeze=False)[0]
-    for ax, name in zip(axes, names, strict=True):
-        rows = table[table["observable"] == name]
-        for k, group in enumerate(groups):
-            sub = rows[rows["group"] == group].set_index("effect").reindex(effects)
-            x = np.arange(len(effects)) + (k - (len(groups) - 1) / 2) * 0.8 / max(len(groups), 1)
-            ax.errorbar(x, sub["difference"], yerr=2 * sub["error"], fmt="none", ecolor=f"C{k}")
-            filled = sub["detected"].fillna(False).astype(bool).to_numpy()
-            ax.plot(x[filled], sub["difference"][filled], "o", color=f"C{k}", label=group)
-            ax.plot(x[~filled], sub["difference"][~filled], "o", mfc="white", color=f"C{k}")
-        ax.axhline(0.0, color="0.5", lw=0.8)
-        ax.set_xticks(range(len(effects)), effects, rotation=30, ha="right", fontsize=8)
-        ax.set_title(name)
-    axes[0].set_ylabel("difference ± 2 errors")
-    if groups:
-        axes[-1].legend(fontsize=7)
-    return fig
 
 
 #: The control runs of a compare report: negative (exact ΔS) and positive (noisy oracle).
@@ -334,3 +211,74 @@ def format_comparison(comparison) -> str:
         acc = rows["acceptance_rate"].iloc[0] if "acceptance_rate" in rows else np.nan
         lines.append(f"{run:<{width}}" + "".join(cells) + f"{acc:>8.3f}")
     return "\n".join(lines)
+
+
+SUMMARY_TEXT = (
+    "The table: the bias of sd (the thermometer: its exact expectation is the temperature) per "
+    "backend, split by paired references (frozen error: mean-mode chain vs exact; noise: naive "
+    "draws vs mean; penalty residual: penalised draws vs mean; penalty on the mean: mean with "
+    "vs without penalty). Each cell: difference ± error, then 'detected' or, in brackets, the "
+    "smallest difference the test would have detected (80 % power, Holm over each backend's "
+    "tests). The figure: every effect on sd, |M| and S/V, ± 2 errors, detected points filled."
+)
+
+
+def front_sections(result: Any, comparison, out: Path) -> list:
+    """The sections a reader sees first: the summary (findings, the decomposition of ``sd`` per
+    backend and its figure), the controls, the noise sweep, the efficiency table and the full
+    decomposition table. Saves the sweep runs beside the report.
+
+    Examples
+    --------
+    See :func:`write_compare_report`, which puts these first.
+    """
+    cfg = result.config
+    decomposition = bias_decomposition(result)
+    text = findings(decomposition, cfg.n_draws)
+    front = [
+        diagnostics.Section(
+            "Summary",
+            "\n\n".join(t for t in (text, SUMMARY_TEXT) if t),
+            decomposition_summary(decomposition),
+            csv="summary.csv",
+            figures=[plot_decomposition(decomposition)],
+        ),
+        diagnostics.Section("Controls and power", controls_summary(comparison, cfg)),
+    ]
+    sweep = sweep_table(result)
+    if len(sweep):
+        oracle = comparison[comparison["run"].str.startswith("oracle/")]
+        oracle = oracle[oracle["observable"] == "sd"].assign(sigma=cfg.oracle_sigma)
+        front.append(
+            diagnostics.Section(
+                f"Noise sweep ({cfg.swept_backend})",
+                SWEEP_TEXT.format(backend=cfg.swept_backend) + "\n\n"
+                + sweep_findings(sweep, cfg.swept_backend),
+                sweep,
+                ("group", "effect", "observable", "sigma", "acceptance", "difference", "error",
+                 "z", "p_holm", "verdict"),
+                csv="noise_sweep.csv",
+                figures=[plot_sweep(sweep, oracle)],
+            )
+        )  # fmt: skip
+        for name, idata in result.sweep.items():
+            _arviz.save(idata, out / f"{name.replace('/', '_')}.nc")
+    efficiency = efficiency_table(result.runs, comparison, result.evaluations)
+    front.append(
+        diagnostics.Section(
+            "Efficiency",
+            EFFICIENCY_TEXT + "\n\n" + efficiency_findings(efficiency, tuple(cfg.backends)),
+            efficiency,
+            csv="efficiency.csv",
+        )
+    )
+    front.append(
+        diagnostics.Section(
+            "Bias decomposition",
+            DECOMPOSITION_TEXT,
+            decomposition,
+            ("group", "effect", "observable", "difference", "error", "z", "p_holm", "verdict"),
+            csv="decomposition.csv",
+        )
+    )
+    return front
