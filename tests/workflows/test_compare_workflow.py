@@ -7,6 +7,7 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
+from _browser import CHROMIUM, probe_page
 from PIL import Image
 
 from uqmcmc.cli import main
@@ -83,6 +84,22 @@ def test_quick_compare_writes_every_section(quick_report, capsys):
         with Image.open(png) as im:
             im.verify()
     assert html.count("data:image/png;base64,") >= 7
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+def test_quick_report_in_a_browser(quick_report, tmp_path):
+    """As a reader's browser shows it: the summary and the controls first, before the detail
+    tables; every image loads at a real size."""
+    _, out = quick_report
+    seen = probe_page(out / "report.html", tmp_path / "profile")
+    heads = seen["headings"]
+    assert heads[:2] == ["Summary", "Controls and power"], heads
+    assert heads.index("Summary") < heads.index("Comparison with the exact chain")
+    assert heads.index("Bias decomposition") < heads.index("Comparison with the exact chain")
+    assert len(seen["images"]) >= 7
+    for img in seen["images"]:
+        assert img["complete"] and img["width"] > 100 and img["height"] > 100, img
 
 
 def test_exact_mala_control_passes(quick_report):

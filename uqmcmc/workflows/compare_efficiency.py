@@ -118,4 +118,4 @@ def efficiency_findings(table, backends: tuple[str, ...]) -> str:
             f"{m['ess_sd_per_1k_evals']:.2g} with the mean ({m['evals_per_step']:g} per step): "
             f"{ratio:.2g}x."
         )
-    return "\n".join(lines)
+    return "\n\n".join(lines)

@@ -107,7 +107,8 @@ def sweep_findings(table, backend: str) -> str:
     sd = table[table["observable"] == "sd"]
     if sd.empty:
         return ""
-    top = sd[sd["sigma"] == sd["sigma"].max()]
+    level = "noise_level" if "noise_level" in sd else "sigma"
+    top = sd[sd[level] == sd[level].max()]
 
     def say(rule: str) -> str:
         row = top[top["group"] == rule]
@@ -117,7 +118,7 @@ def sweep_findings(table, backend: str) -> str:
         verdict = "detected" if r["detected"] else f"none above {r['mdb']:.2g}"
         return f"{r['difference']:.2g} ± {r['error']:.2g} ({verdict})"
 
-    sigma = float(top["sigma"].iloc[0])
+    sigma = float(top["sigma"].max())
     acc = top[top["group"] == "penalised"]
     cost = (
         f", at acceptance {float(acc['acceptance'].iloc[0]):.2g} against "
