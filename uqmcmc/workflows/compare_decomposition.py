@@ -137,6 +137,24 @@ def decomposition_summary(table, observable: str = "sd"):
     return pd.DataFrame(out, columns=["backend", *effects])
 
 
+#: What :func:`findings` says of the frozen error (if detected, if not).
+_FROZEN = (
+    "the mean's frozen error shifts {obs} by {size} (detected)",
+    "the mean's frozen error on {obs} is below {mdb} ({size}, not detected)",
+)
+
+#: The sentences of :func:`findings`: (effect, observable, (if detected, if not)).
+FINDINGS = (
+    ("frozen error", "sd", _FROZEN),
+    ("noise", "sd", ("the heating from {n} draws per step is {size} (detected)",
+                     "the heating from {n} draws per step is below {mdb} ({size}, not "
+                     "detected)")),
+    ("penalty residual", "sd", ("the penalty leaves a residual of {size} (detected)",
+                                "the penalty leaves no residual above {mdb} ({size})")),
+    ("frozen error", "abs_m", _FROZEN),
+)  # fmt: skip
+
+
 def findings(table, n_draws: int) -> str:
     """A few plain sentences per backend from the decomposition (``sd`` and ``abs_m``): the
     frozen error, the heating by the draws' noise, what the penalty leaves, each with its
@@ -157,39 +175,14 @@ def findings(table, n_draws: int) -> str:
     lines = []
     for backend, sub in table.groupby("group", sort=False):
         parts = []
-        for obs in ("sd", "abs_m"):
-            rows = sub[sub["observable"] == obs].set_index("effect")
-
-            def cell(effect, rows=rows):
-                return rows.loc[effect] if effect in rows.index else None
-
-            frozen, noise, residual = (cell(e) for e in ("frozen error", "noise",
-                                                            "penalty residual"))  # fmt: skip
-            said = []
-            if frozen is not None:
-                size = f"{frozen['difference']:.2g} ± {frozen['error']:.2g}"
-                said.append(
-                    f"the mean's frozen error shifts {obs} by {size} (detected)"
-                    if frozen["detected"]
-                    else f"the mean's frozen error on {obs} is below {frozen['mdb']:.2g} "
-                    f"({size}, not detected)"
-                )
-            if obs == "sd" and noise is not None:
-                size = f"{noise['difference']:.2g} ± {noise['error']:.2g}"
-                said.append(
-                    f"the heating from {n_draws} draws per step is {size} (detected)"
-                    if noise["detected"]
-                    else f"the heating from {n_draws} draws per step is below "
-                    f"{noise['mdb']:.2g} ({size}, not detected)"
-                )
-            if obs == "sd" and residual is not None:
-                size = f"{residual['difference']:.2g} ± {residual['error']:.2g}"
-                said.append(
-                    f"the penalty leaves a residual of {size} (detected)"
-                    if residual["detected"]
-                    else f"the penalty leaves no residual above {residual['mdb']:.2g} ({size})"
-                )
-            parts.extend(said)
+        for effect, obs, (found, bound) in FINDINGS:
+            rows = sub[(sub["observable"] == obs) & (sub["effect"] == effect)]
+            if rows.empty:
+                continue
+            r = rows.iloc[0]
+            words = {"obs": obs, "n": n_draws, "mdb": f"{r['mdb']:.2g}",
+                     "size": f"{r['difference']:.2g} ± {r['error']:.2g}"}  # fmt: skip
+            parts.append((found if r["detected"] else bound).format(**words))
         if parts:
             lines.append(f"{backend}: " + "; ".join(parts) + ".")
     return "\n\n".join(lines)
