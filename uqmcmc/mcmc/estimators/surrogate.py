@@ -227,12 +227,8 @@ class GradientDelta(_FromBackend):
     >>> import jax, jax.numpy as jnp
     >>> from uqmcmc.targets import Phi4
     >>> target = Phi4(L=4, beta=0.6, g=1.0)
-    >>> class ExactGrad:  # the exact gradient as a backend without uncertainty
-    ...     def predict_mean_var(self, x):
-    ...         return target.grad(x), jnp.zeros_like(x)
-    ...     def predict_draws(self, key, x, n):
-    ...         return jnp.broadcast_to(target.grad(x), (n, *x.shape))
-    >>> est = GradientDelta(ExactGrad(), rule="simpson")
+    >>> from uqmcmc.uq.exact import ExactSurrogate  # the exact gradient, no uncertainty
+    >>> est = GradientDelta(ExactSurrogate(target), rule="simpson")
     >>> x, x_new = jax.random.normal(jax.random.key(1), (2, 4, 4))
     >>> d, _ = est.estimate(jax.random.key(2), x, x_new, est.init(x))
     >>> bool(jnp.isclose(d.mean, target.action(x_new) - target.action(x), rtol=1e-5))
