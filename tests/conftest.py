@@ -1,10 +1,28 @@
-"""Shared fixtures: the independent phi^4 reference values (``tests/data/phi4_exact.json``)."""
+"""Shared fixtures: the independent phi^4 reference values (``tests/data/phi4_exact.json``);
+and JAX's persistent compilation cache for the whole session (:func:`pytest_configure`)."""
 
 from __future__ import annotations
+
+import os
 
 import pytest
 from _pytest.doctest import DoctestItem
 from _standins import reference_points
+
+from uqmcmc import _compile_cache
+
+
+def pytest_configure(config):
+    """Turn on the compilation cache before anything compiles, in pytest's cache folder
+    (``.pytest_cache/d/uqmcmc-jax``) unless ``UQMCMC_CACHE_DIR`` says otherwise (``off``: no
+    cache). The folder is exported in ``UQMCMC_CACHE_DIR`` so that the subprocesses of the
+    tests (CLI, bench, sharding) share it. On a fresh machine (CI) it starts empty: every
+    program is compiled as without a cache, and written for the next run."""
+    if _compile_cache.ENV not in os.environ and getattr(config, "cache", None) is not None:
+        os.environ[_compile_cache.ENV] = str(config.cache.mkdir("uqmcmc-jax"))
+    folder = _compile_cache.enable()
+    if folder is not None:
+        os.environ.setdefault(_compile_cache.ENV, str(folder))
 
 
 @pytest.fixture(scope="session")
@@ -53,6 +71,7 @@ SLOW_FIXTURES = {
     "test_deep_kernel.py": "fitted_1d",
     "test_dropout.py": "mc",
     "test_identities.py": "phi4_table",
+    "test_sharding.py": "runs",
 }
 
 

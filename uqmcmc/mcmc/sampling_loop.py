@@ -4,6 +4,14 @@ Warm-up and sampling run as compiled chunks (a ``lax.fori_loop`` of ``lax.fori_l
 progress bar can advance between them; one chunk program serves warm-up and sampling of every
 chunk length, so a run compiles its kernel step once. What is recorded per kept draw is the
 ``record(states, info)`` function of :func:`make_recorder`.
+
+Given a ``mesh`` (:func:`uqmcmc.mcmc.sharding.chain_mesh`), the chain axis of the positions,
+states, per-chain keys and Info is split over its devices. The per-chain keys are split for
+all chains first and only then placed, and the mean acceptance the step-size adaptation sees
+is taken over the gathered (replicated) per-chain values: a sharded run uses the same random
+numbers as the one-device run with the same key, and is bit-identical to it whenever XLA
+compiles the per-chain work the same way for every chain batch size (on CPU: phi^4 lattices up
+to 8 x 8; larger per-chain sums are vectorised by batch size and can differ in the last bit).
 """
 
 from __future__ import annotations
@@ -17,6 +25,12 @@ import jax.numpy as jnp
 from tqdm.auto import tqdm
 
 from uqmcmc.mcmc.adaptation import StepSizeAdaptation
+from uqmcmc.mcmc.sharding import (
+    constrain_leading,
+    constrain_replicated,
+    replicate,
+    shard_leading,
+)
 
 Array = jax.Array
 Build = Callable[[Array], Any]  # step_size -> SamplingAlgorithm | BatchedAlgorithm
@@ -196,7 +210,11 @@ def _tally_update(tally: dict[str, Array], info: Any) -> dict[str, Array]:
 
 
 def _chunk_runner(
-    step_all: Callable, record: Recorder, adaptation: StepSizeAdaptation, max_records: int
+    step_all: Callable,
+    record: Recorder,
+    adaptation: StepSizeAdaptation,
+    max_records: int,
+    mesh: Any = None,
 ) -> Callable:
     @jax.jit
     def run_chunk(carry, key, n, inner, adapt, keep, eps_fixed):
@@ -213,7 +231,8 @@ def _chunk_runner(
             eps = jnp.where(adapt, adaptation.current(da), eps_fixed)
             states, info = step_all(jax.random.fold_in(key, count), states, eps)
             if adaptation.tunes:
-                tuned = adaptation.update(da, info)
+                # gathered: the mean over chains adds in the one-device order (bit-identity)
+                tuned = adaptation.update(da, constrain_replicated(info, mesh))
                 da = jax.tree.map(lambda a, b: jnp.where(adapt, a, b), tuned, da)
             return states, da, info, count + 1
 
@@ -243,14 +262,15 @@ def _chunk_runner(
 
         states, da = carry
         info = jax.eval_shape(lambda s: step_all(key, s, eps_fixed)[1], states)
-        info = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), info)
+        info = constrain_leading(jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), info), mesh)
         tallied_stats = jax.eval_shape(record, states, info)["stats"]
         rec = jax.eval_shape(record_tallied, states, info, _tally_init(tallied_stats))
         buf = jax.tree.map(lambda a: jnp.zeros((max_records, *a.shape), a.dtype), rec)
         (states, da, _, _), buf = jax.lax.fori_loop(
             0, n, body, ((states, da, info, jnp.int32(0)), buf)
         )
-        return (states, da), buf
+        # the records leave whole (replicated): readable on every host of a multi-host mesh
+        return (states, da), constrain_replicated(buf, mesh)
 
     return run_chunk
 
@@ -263,6 +283,7 @@ def sample_chains(
     adaptation: StepSizeAdaptation,
     record: Recorder,
     config: LoopConfig,
+    mesh: Any = None,
 ) -> LoopResult:
     """Initialise one chain per position, warm up, then sample and record.
 
@@ -283,6 +304,10 @@ def sample_chains(
         What to keep per draw (:func:`make_recorder`).
     config
         The lengths (:class:`LoopConfig`).
+    mesh
+        A one-axis ``jax.sharding.Mesh`` whose size divides the number of chains
+        (:func:`uqmcmc.mcmc.sharding.chain_mesh`): the chain axis is split over its devices.
+        ``None``: no sharding (one device).
 
     Examples
     --------
@@ -301,20 +326,24 @@ def sample_chains(
 
     def step_all(key, states, eps):
         alg = build(eps)
-        return jax.vmap(alg.step)(jax.random.split(key, n_chains), states)
+        # every chain's key is split from the one key, THEN placed: independent of the mesh
+        keys = constrain_leading(jax.random.split(key, n_chains), mesh)
+        states, info = jax.vmap(alg.step)(keys, states)
+        return constrain_leading(states, mesh), constrain_leading(info, mesh)
 
     @jax.jit
     def init_states(positions, eps):
-        return jax.vmap(lambda x: build(eps).init(x))(positions)
+        return constrain_leading(jax.vmap(lambda x: build(eps).init(x))(positions), mesh)
 
     warm_pieces = chunk_sizes(config.warmup, config.num_chunks)
     draw_pieces = chunk_sizes(config.num_draws, config.num_chunks)
-    run_chunk = _chunk_runner(step_all, record, adaptation, max(warm_pieces + draw_pieces))
+    run_chunk = _chunk_runner(step_all, record, adaptation, max(warm_pieces + draw_pieces), mesh)
 
-    k_warm, k_sample = jax.random.split(key)
+    k_warm, k_sample = replicate(jax.random.split(key), mesh)
+    step_size = replicate(step_size, mesh)
     start = time.perf_counter()
-    states = init_states(positions, step_size)
-    da = adaptation.init(step_size)
+    states = init_states(shard_leading(positions, mesh), step_size)
+    da = replicate(adaptation.init(step_size), mesh)
     bar = tqdm(total=config.num_steps, unit="step", disable=not config.progress, desc="chains")
     with bar:
         for i, n in enumerate(warm_pieces):

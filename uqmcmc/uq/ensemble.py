@@ -146,6 +146,17 @@ class DeepEnsemble(UQBackend):
             raise ValueError(f"this {self.kind} is not fitted: call fit() or load() first")
         return self.members
 
+    def shard(self, devices: Any = None) -> DeepEnsemble:
+        """Split the stacked member parameters over devices (member axis), in place; returns
+        ``self``. ``devices`` as in :func:`uqmcmc.mcmc.sharding.shard_members` (``None``: all
+        of ``jax.devices()``; as many as divide ``n_members``). Predictions are unchanged up
+        to the order of the sums over members."""
+        from uqmcmc.mcmc.sharding import shard_members
+
+        members = self._require_fit()
+        self.members = Stacked(members.graphdef, shard_members(members.state, devices))
+        return self
+
     def member(self, i: int) -> nnx.Module:
         """Member ``i`` as a standalone network (eval mode), e.g. for a Bayesian last layer."""
         members = self._require_fit()
