@@ -175,6 +175,22 @@ SECTIONS: dict[str, dict[str, Any]] = {
             ("time", "sampling s", _num(".2f", "sample_s")),
         ],
     },
+    "chain_parallel": {
+        "title": "8. Chain-parallel sharding: forced host devices vs one device",
+        "note": "ratio = chain-steps/s sharded over the devices / on one device, the paired "
+        "median of side-by-side repeats (goal >= 1.5 on 2 devices over 2 real cores); "
+        "identical = every recorded draw equal to the last bit.",
+        "columns": [
+            ("sampler", "sampler", lambda r: r["sampler"]),
+            ("L", "L", _num("d", "L")),
+            ("chains", "chains", _num("d", "chains")),
+            ("devices", "devices", _num("d", "devices")),
+            ("one", "1 device steps/s", _num(".0f", "one_chain_steps_per_s")),
+            ("sharded", "sharded steps/s", _num(".0f", "sharded_chain_steps_per_s")),
+            ("ratio", "ratio", _num(".2f", "ratio")),
+            ("identical", "identical", lambda r: "yes" if r["bit_identical"] else "no"),
+        ],
+    },
 }
 
 

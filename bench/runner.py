@@ -25,7 +25,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from bench import delayed, end_to_end, ess, kernels, report, surrogates
+from bench import delayed, end_to_end, ess, kernels, report, sharding, surrogates
 from bench.timing import machine
 from uqmcmc.workflows import BACKENDS
 
@@ -102,7 +102,7 @@ SMOKE = Sizes(
 
 #: Sections in run order; ``needs`` says which use fitted backends.
 ORDER = ("kernel_overhead", "surrogate_overhead", "ensemble_scaling", "ess", "end_to_end",
-         "size_scaling", "delayed_acceptance")  # fmt: skip
+         "size_scaling", "delayed_acceptance", "chain_parallel")  # fmt: skip
 
 
 def _sections(sizes: Sizes, key: jax.Array, fitted: Callable[[], dict]) -> dict[str, Callable]:
@@ -125,6 +125,9 @@ def _sections(sizes: Sizes, key: jax.Array, fitted: Callable[[], dict]) -> dict[
         "size_scaling": lambda: kernels.size_scaling(ensemble(), sizes, key),
         "delayed_acceptance": lambda: delayed.delayed_acceptance_cost(
             delayed.SMOKE if sizes == SMOKE else delayed.FULL, key
+        ),
+        "chain_parallel": lambda: sharding.chain_parallel(
+            sharding.SMOKE if sizes == SMOKE else sharding.FULL
         ),
     }
 

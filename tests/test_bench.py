@@ -29,6 +29,7 @@ SECTIONS = (
     "end_to_end",
     "size_scaling",
     "delayed_acceptance",
+    "chain_parallel",
 )
 
 
@@ -56,7 +57,7 @@ def test_smoke_run_succeeds_and_prints_every_table(smoke):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     for title in ("1. Kernel overhead", "2. Surrogate overhead", "3. Ensemble scaling",
                   "4. Effective samples", "5. End-to-end", "6. Time per step",
-                  "7. Delayed acceptance"):  # fmt: skip
+                  "7. Delayed acceptance", "8. Chain-parallel"):  # fmt: skip
         assert title in proc.stdout
     assert "failed:" not in proc.stdout
 
