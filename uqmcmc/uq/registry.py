@@ -24,17 +24,14 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
-import re
 import threading
 import warnings
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import jax
 
-from uqmcmc._validation import positive, positive_int
+from uqmcmc.uq.backend_spec import BackendSettings, BackendSpec
 from uqmcmc.uq.base import UQBackend
 
 Array = jax.Array
@@ -55,115 +52,6 @@ __all__ = [
 
 #: The entry-point group under which installed packages offer backends.
 ENTRY_POINT_GROUP = "uqmcmc.backends"
-
-_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
-
-
-@dataclass(frozen=True)
-class BackendSettings:
-    """The knobs the backend builders and their fit settings read.
-
-    Parameters
-    ----------
-    n_members
-        Members of the deep ensemble (``>= 2``).
-    epochs
-        Training epochs of every network trained by gradient descent (all but the BNN).
-    svi_steps
-        SVI steps of the BNN.
-    gp_steps
-        Adam steps on the deep kernel's collapsed GP bound.
-    learning_rate
-        Peak learning rate of the cosine-decayed Adam
-        (:func:`uqmcmc.uq.training.cosine_adam`) that trains the networks.
-
-    Examples
-    --------
-    >>> BackendSettings().n_members, BackendSettings(epochs=3).epochs
-    (10, 3)
-    >>> BackendSettings(n_members=1)
-    Traceback (most recent call last):
-    ...
-    ValueError: n_members must be an integer >= 2, got 1
-    """
-
-    n_members: int = 10
-    epochs: int = 100
-    svi_steps: int = 5000
-    gp_steps: int = 1000
-    learning_rate: float = 3e-2
-
-    def __post_init__(self) -> None:
-        positive_int("n_members", self.n_members, minimum=2)
-        for name in ("epochs", "svi_steps", "gp_steps"):
-            positive_int(name, getattr(self, name))
-        positive("learning_rate", self.learning_rate)
-
-
-def _no_settings(settings: BackendSettings) -> dict[str, Any]:
-    return {}
-
-
-@dataclass(frozen=True)
-class BackendSpec:
-    """How to build and fit one backend.
-
-    Parameters
-    ----------
-    name
-        The registry name (a letter, then letters, digits, ``_`` or ``-``); the built
-        backend's :attr:`~uqmcmc.uq.base.UQBackend.name` should be the same.
-    build
-        ``build(settings) -> backend``: an UNFITTED :class:`~uqmcmc.uq.base.UQBackend`.
-    fit_settings
-        ``fit_settings(settings) -> dict``: the keyword arguments of its ``fit`` besides
-        ``key`` (default: none).
-    description
-        One line for listings.
-    backend_cls
-        The backend class (for :func:`load` and :func:`backend_class`), or a zero-argument
-        callable returning it (to import it only when needed); by default the class of
-        ``build(BackendSettings())``.
-
-    Examples
-    --------
-    >>> from uqmcmc.uq.last_layer import BayesianLastLayer
-    >>> from uqmcmc.nets import MLP
-    >>> spec = BackendSpec(
-    ...     "mlp_last_layer",
-    ...     build=lambda s: BayesianLastLayer(MLP, {"in_features": 1, "hidden": [8]}),
-    ...     fit_settings=lambda s: {"epochs": s.epochs, "progress": False},
-    ...     description="Bayesian last layer on a small MLP",
-    ... )
-    >>> spec.fit_settings(BackendSettings(epochs=5))
-    {'epochs': 5, 'progress': False}
-    >>> BackendSpec("no/slash", build=spec.build)
-    Traceback (most recent call last):
-    ...
-    ValueError: backend name must be a letter followed by letters, digits, '_' or '-', got ...
-    """
-
-    name: str
-    build: Callable[[BackendSettings], UQBackend]
-    fit_settings: Callable[[BackendSettings], dict[str, Any]] = _no_settings
-    description: str = ""
-    backend_cls: type[UQBackend] | Callable[[], type[UQBackend]] | None = field(
-        default=None, compare=False
-    )
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not _NAME.fullmatch(self.name):
-            raise ValueError(
-                "backend name must be a letter followed by letters, digits, '_' or '-', "
-                f"got {self.name!r}"
-            )
-        for attr in ("build", "fit_settings"):
-            if not callable(getattr(self, attr)):
-                raise ValueError(
-                    f"BackendSpec.{attr} must be callable, got {getattr(self, attr)!r}"
-                )
-        if self.backend_cls is not None and not callable(self.backend_cls):
-            raise ValueError(f"BackendSpec.backend_cls must be a class, got {self.backend_cls!r}")
 
 
 _SPECS: dict[str, BackendSpec] = {}
