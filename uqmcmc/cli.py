@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 
+from uqmcmc import _compile_cache
+from uqmcmc._validation import in_words
 from uqmcmc.workflows import (
     BACKENDS,
     CompareConfig,
@@ -15,6 +18,7 @@ from uqmcmc.workflows import (
     run_compare,
     run_exact,
 )
+from uqmcmc.workflows.compare_config import read_toml
 
 
 def _finite_float(text: str) -> float:
@@ -43,6 +47,9 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("--seed", type=int, default=0)
     ex.add_argument("--out", default="uqmcmc-exact", help="output folder (default uqmcmc-exact)")
     ex.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    ex.add_argument(
+        "--overwrite", action="store_true", help="replace a non-empty --out of an earlier run"
+    )
     cmp = sub.add_parser(
         "compare",
         help="surrogate chains of every UQ backend against the exact chain, with a report",
@@ -62,24 +69,49 @@ def _parser() -> argparse.ArgumentParser:
     cmp.add_argument("--quick", action="store_true", help="a short version (~3 min)")
     cmp.add_argument("--config", help="TOML file of settings (command-line options win)")
     cmp.add_argument("--no-progress", action="store_true", help="hide the progress display")
+    cmp.add_argument(
+        "--overwrite", action="store_true", help="replace a non-empty --out of an earlier run"
+    )
     return parser
 
 
-def _compare_config(args) -> CompareConfig:
+#: Settings whose command-line option is not ``--<name>``.
+_OPTIONS = {"step_size": "--step-size"}
+
+
+def _option(name: str) -> str:
+    return _OPTIONS.get(name, "--" + name)
+
+
+def _compare_config(args) -> tuple[CompareConfig, dict[str, str]]:
+    """The compare settings and how the user named each: ``--steps`` for an option given on
+    the command line, ``steps (in FILE)`` for a key of the TOML file."""
     overrides = {
         k: getattr(args, k)
         for k in ("L", "beta", "g", "steps", "chains", "seed", "out")
         if getattr(args, k) is not None
     }
-    if args.backends:
+    if args.backends is not None:
         overrides["backends"] = tuple(b.strip() for b in args.backends.split(",") if b.strip())
     if args.quick:
         overrides["quick"] = True
+    words: dict[str, str] = {}
     if args.config:
-        return CompareConfig.from_toml(args.config, **overrides)
+        words = {k: f"{k} (in {args.config})" for k in read_toml(args.config)}
+    words.update({k: _option(k) for k in overrides})
+    if args.config:
+        return CompareConfig.from_toml(args.config, **overrides), words
     if overrides.pop("quick", False):
-        return CompareConfig.quick_config(**overrides)
-    return CompareConfig(**overrides)
+        return CompareConfig.quick_config(**overrides), words
+    return CompareConfig(**overrides), words
+
+
+def _exit_at_once(code: int) -> None:
+    """Leave now: worker threads still finishing a compiled step would otherwise hold the
+    interpreter's exit for many seconds."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -108,6 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     """
     parser = _parser()
     args = parser.parse_args(argv)
+    _compile_cache.enable()  # a rerun with the same shapes skips compilation
+    words = {f: _option(f) for f in ("L", "beta", "g", "chains", "steps", "warmup", "thin",
+                                      "step_size", "seed", "out")}  # fmt: skip
     try:
         if args.command == "exact":
             cfg = ExactConfig(
@@ -122,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
                 seed=args.seed,
                 out=args.out,
             )
-            res = run_exact(cfg, progress=not args.no_progress)
+            res = run_exact(cfg, progress=not args.no_progress, overwrite=args.overwrite)
             print(
                 f"phi^4 L={args.L} beta={args.beta} g={args.g}: {args.chains} chains x "
                 f"{args.steps} sweeps (thin {args.thin}), exact checkerboard Metropolis"
@@ -130,13 +165,20 @@ def main(argv: list[str] | None = None) -> int:
             print(format_table(res.rows))
             print(f"wrote {res.path}")
         elif args.command == "compare":
-            cfg = _compare_config(args).validate()
-            res = run_compare(cfg, progress=not args.no_progress)
+            cfg, words = _compare_config(args)
+            res = run_compare(cfg.validate(), progress=not args.no_progress,
+                              overwrite=args.overwrite)  # fmt: skip
             print(format_comparison(res.comparison))
             print(f"report: {res.out / 'report.html'} (and report.md, CSV, netCDF per run)")
-    except (ValueError, OSError) as err:
-        print(f"uqmcmc {args.command}: error: {err}", file=sys.stderr)
+    except (ValueError, OSError, TypeError) as err:
+        print(f"uqmcmc {args.command}: error: {in_words(err, words)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as err:
+        kept = getattr(err, "uqmcmc_kept", "interrupted; nothing was written")
+        print(f"uqmcmc {args.command}: {kept}", file=sys.stderr)
+        if argv is None:  # the command itself, not a call from Python
+            _exit_at_once(130)
+        return 130
     return 0
 
 

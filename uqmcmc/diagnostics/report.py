@@ -3,7 +3,8 @@
 A report is a list of :class:`Section` (title, text, an optional table, optional figures).
 :func:`report_sections` builds the standard ones from the diagnostics' outputs (settings, the
 comparison with pass/fail, epistemic error bars, identity checks, each plot) and
-:func:`write_report` writes them.
+:func:`write_report` writes them. A run's output folder is written through
+:class:`~uqmcmc.diagnostics.report_folder.StagedFolder`.
 """
 
 from __future__ import annotations
@@ -388,3 +389,8 @@ def report_sections(
     for name, figs in (figures or {}).items():
         sections.append(Section(name, figures=[figs] if isinstance(figs, Figure) else list(figs)))
     return sections
+
+
+# -- output folders -------------------------------------------------------------------------
+#: What a uqmcmc run writes at the top of its folder (a folder holding anything else is not
+#: replaced, even when told to overwrite).

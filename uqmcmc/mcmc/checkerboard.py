@@ -15,6 +15,8 @@ import jax
 import jax.numpy as jnp
 
 from uqmcmc._validation import positive
+from uqmcmc.mcmc.checks import check_start
+from uqmcmc.mcmc.estimators import Cache
 
 Array = jax.Array
 
@@ -66,6 +68,9 @@ class CheckerboardInfo(NamedTuple):
 def init(position: Array, target: Any) -> CheckerboardState:
     """Initial state from a field (cast to float) and the target's action there.
 
+    A field where the action is not finite is refused (``ValueError``, see
+    :func:`uqmcmc.mcmc.checks.check_start`): no sweep could ever leave it.
+
     Examples
     --------
     >>> import jax.numpy as jnp
@@ -73,9 +78,15 @@ def init(position: Array, target: Any) -> CheckerboardState:
     >>> state = init(jnp.zeros((4, 4), dtype=int), Phi4(4, 0.5, 1.0))
     >>> state.position.dtype, float(state.logdensity)  # S = V g at phi = 0
     (dtype('float32'), -16.0)
+    >>> init(jnp.full((4, 4), 1e30), Phi4(4, 0.5, 1.0))  # phi^4 overflows float32
+    Traceback (most recent call last):
+        ...
+    ValueError: the start position has a non-finite action (log-density): ...
     """
     position = jnp.asarray(position, dtype=float)
-    return CheckerboardState(position, -target.action(position))
+    logdensity = -target.action(position)
+    check_start(Cache(logdensity=logdensity))
+    return CheckerboardState(position, logdensity)
 
 
 def _colour_masks(shape: tuple[int, int]) -> Array:

@@ -65,6 +65,7 @@ from blackjax.base import SamplingAlgorithm, build_sampling_algorithm
 from blackjax.mcmc import proposal as blackjax_proposal
 
 from uqmcmc._validation import positive, positive_int
+from uqmcmc.mcmc.checks import check_estimator
 from uqmcmc.mcmc.estimators import Cache, GradientDelta
 from uqmcmc.mcmc.mala import LANGEVIN
 from uqmcmc.mcmc.metropolis import (
@@ -72,7 +73,6 @@ from uqmcmc.mcmc.metropolis import (
     NoisyState,
     Proposal,
     build_metropolis_kernel,
-    check_estimator,
     init_state,
 )
 from uqmcmc.mcmc.penalties import NoPenalty

@@ -17,6 +17,7 @@ from blackjax.base import SamplingAlgorithm, build_sampling_algorithm
 from blackjax.mcmc import proposal as blackjax_proposal
 
 from uqmcmc._validation import positive
+from uqmcmc.mcmc.checks import check_estimator, check_outputs, check_start
 from uqmcmc.mcmc.estimators import Cache, DeltaEstimate
 from uqmcmc.mcmc.penalties import Penalty, as_penalty
 
@@ -28,7 +29,6 @@ __all__ = [
     "NoisyInfo",
     "Proposal",
     "init_state",
-    "check_estimator",
     "metropolis_step",
     "build_metropolis_kernel",
     "metropolis_algorithm",
@@ -51,12 +51,9 @@ class NoisyState(NamedTuple):
     >>> state = init_state(jnp.ones(2), ExactDelta(target), with_grad=True)
     >>> state.position.tolist(), float(state.logdensity), state.cache.grad.tolist()
     ([1.0, 1.0], -1.0, [1.0, 1.0])
-    >>> class ExactGrad:  # a gradient "surrogate": no action, so no log-density
-    ...     def predict_mean_var(self, x):
-    ...         return target.grad(x), jnp.zeros_like(x)
-    ...     def predict_draws(self, key, x, n):
-    ...         return jnp.broadcast_to(target.grad(x), (n, *x.shape))
-    >>> hasattr(init_state(jnp.ones(2), GradientDelta(ExactGrad()), with_grad=True), "logdensity")
+    >>> from uqmcmc.uq.exact import ExactSurrogate  # a gradient surrogate: no log-density
+    >>> exact_grad = GradientDelta(ExactSurrogate(target))
+    >>> hasattr(init_state(jnp.ones(2), exact_grad, with_grad=True), "logdensity")
     False
     """
 
@@ -137,29 +134,10 @@ def init_state(position: Array, estimator: Any, with_grad: bool) -> NoisyState:
     if not jnp.issubdtype(position.dtype, jnp.floating):
         position = position.astype(float)
     estimator.check_position(position)
-    return NoisyState(position, estimator.init(position, with_grad))
-
-
-def check_estimator(estimator: Any) -> None:
-    """Raise ``TypeError`` unless ``estimator`` has the estimator interface.
-
-    Examples
-    --------
-    >>> import jax.numpy as jnp
-    >>> from uqmcmc.mcmc import ExactDelta
-    >>> from uqmcmc.targets import Gaussian
-    >>> check_estimator(ExactDelta(Gaussian(jnp.zeros(2), jnp.eye(2))))  # passes silently
-    >>> check_estimator(Gaussian(jnp.zeros(2), jnp.eye(2)))  # a target is not an estimator
-    Traceback (most recent call last):
-        ...
-    TypeError: estimator must be a Delta S estimator (...); Gaussian has no `init`
-    """
-    for name in ("init", "estimate", "check_position"):
-        if not callable(getattr(estimator, name, None)):
-            raise TypeError(
-                f"estimator must be a Delta S estimator (ExactDelta, NoisyOracle, EnergyDelta, "
-                f"GradientDelta); {type(estimator).__name__} has no `{name}`"
-            )
+    check_outputs(estimator, position, with_grad)
+    cache = estimator.init(position, with_grad)
+    check_start(cache)
+    return NoisyState(position, cache)
 
 
 def metropolis_step(
@@ -173,7 +151,8 @@ def metropolis_step(
     """Accept or reject ``proposed`` with ``log a = -Delta S-hat - u + log_q_ratio``.
 
     ``log_q_ratio = log q(x | x') - log q(x' | x)`` (zero for a symmetric proposal). A
-    non-finite estimate or an out-of-range penalty rejects the move.
+    non-finite estimate, a negative or non-finite variance (both counted in ``nonfinite``) or
+    an out-of-range penalty rejects the move.
 
     Examples
     --------
@@ -193,9 +172,17 @@ def metropolis_step(
     >>> state, info = metropolis_step(key, x, x_new, broken, rule)
     >>> state.position.tolist(), bool(info.is_accepted), bool(info.nonfinite)
     ([0.0, 0.0], False, True)
+    >>> impossible = DeltaEstimate(jnp.asarray(-1.0), jnp.asarray(-4.0), jnp.asarray(True))
+    >>> state, info = metropolis_step(key, x, x_new, impossible, rule)
+    >>> state.position.tolist(), bool(info.is_accepted), bool(info.nonfinite)
+    ([0.0, 0.0], False, True)
     """
-    u, valid = penalty(estimate.var)
-    ok = estimate.finite & valid
+    # A variance below zero or not finite is impossible: the move is rejected and counted as
+    # non-finite (a negative variance would make the penalty negative and raise acceptance).
+    var_ok = jnp.isfinite(estimate.var) & (estimate.var >= 0)
+    u, valid = penalty(jnp.where(var_ok, estimate.var, 0.0))
+    finite = estimate.finite & var_ok
+    ok = finite & valid
     log_p = jnp.where(
         ok, blackjax_proposal.safe_energy_diff(log_q_ratio, estimate.mean + u), -jnp.inf
     )
@@ -208,7 +195,7 @@ def metropolis_step(
         delta_mean=estimate.mean,
         delta_var=estimate.var,
         penalty=u,
-        nonfinite=~estimate.finite,
+        nonfinite=~finite,
         out_of_range=~valid,
     )
     return new_state, info

@@ -19,9 +19,12 @@ with every name and shape checked.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import importlib
 import json
-from collections.abc import Callable, Mapping
+import zipfile
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -38,6 +41,7 @@ __all__ = [
     "class_name",
     "fill_state",
     "load_state",
+    "provenance",
     "register_module",
     "resolve_class",
     "restore_module",
@@ -58,6 +62,31 @@ _BUILTIN = {
     "uqmcmc.nets.energy.EnergyNet": ("uqmcmc.nets.energy", "EnergyNet"),
 }
 _REGISTRY: dict[str, type] = {}
+_PROVENANCE: contextvars.ContextVar[dict | None] = contextvars.ContextVar(
+    "uqmcmc_provenance", default=None
+)
+
+
+@contextlib.contextmanager
+def provenance(**record: Any) -> Iterator[None]:
+    """Within the block, every :func:`save_state` records ``record`` as ``meta["provenance"]``.
+
+    A workflow wraps its run in it (the settings and seed that made the saved backends), so a
+    saved backend says where it came from.
+
+    Examples
+    --------
+    >>> import json, pathlib, tempfile, numpy as np
+    >>> with provenance(seed=3, settings={"epochs": 2}):
+    ...     d = save_state(tempfile.mkdtemp(), {"w": np.ones(1)}, {"kind": "Demo"})
+    >>> json.loads((d / META_FILE).read_text())["provenance"]
+    {'seed': 3, 'settings': {'epochs': 2}}
+    """
+    token = _PROVENANCE.set(json.loads(json.dumps(record, default=str)))
+    try:
+        yield
+    finally:
+        _PROVENANCE.reset(token)
 
 
 # -- directory format ---------------------------------------------------------------------
@@ -98,7 +127,9 @@ def save_state(path: str | Path, arrays: Mapping[str, Any], meta: Mapping[str, A
         if arr.dtype.kind not in "biuf":
             raise ValueError(f"array {name!r} has non-numeric dtype {arr.dtype}")
         out[name] = arr
+    record = _PROVENANCE.get()
     full_meta = {
+        **({"provenance": record} if record is not None and "provenance" not in meta else {}),
         **meta,
         "format_version": FORMAT_VERSION,
         "versions": versions(),
@@ -139,36 +170,61 @@ def load_state(path: str | Path, expected_kind: str) -> tuple[dict[str, np.ndarr
     ValueError: ... holds a 'Demo', expected a 'DeepEnsemble'
     """
     path = Path(path)
+    meta_file, arrays_file = path / META_FILE, path / ARRAYS_FILE
     if not path.is_dir():
         raise FileNotFoundError(f"no saved backend at {str(path)!r} (not a directory)")
     for name in (META_FILE, ARRAYS_FILE):
         if not (path / name).is_file():
             raise FileNotFoundError(f"{str(path)!r} is missing {name}: not a saved uqmcmc state")
     try:
-        meta = json.loads((path / META_FILE).read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{str(path / META_FILE)!r} is not valid JSON: {err}") from None
+        meta = json.loads(meta_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{str(meta_file)!r} is not valid JSON: {err}") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"{str(meta_file)!r} must hold a JSON object, got a {type(meta).__name__}")
     kind = meta.get("kind")
     if kind != expected_kind:
         raise ValueError(f"{str(path)!r} holds a {kind!r}, expected a {expected_kind!r}")
     version = meta.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version:
+        raise ValueError(
+            f"{str(meta_file)!r}: format_version must be an integer >= 1, got {version!r}"
+        )
+    if version > FORMAT_VERSION:
         raise ValueError(
             f"{str(path)!r} has format_version {version!r}; this uqmcmc reads up to "
             f"{FORMAT_VERSION}"
         )
-    with np.load(path / ARRAYS_FILE, allow_pickle=False) as data:
-        arrays = {k: data[k] for k in data.files}
     recorded = meta.get("arrays", {})
+    if not isinstance(recorded, dict) or not all(
+        isinstance(info, dict)
+        and isinstance(info.get("shape"), list)
+        and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in info["shape"])
+        and isinstance(info.get("dtype"), str)
+        for info in recorded.values()
+    ):
+        raise ValueError(
+            f"{str(meta_file)!r}: field 'arrays' must map each array name to "
+            '{"shape": [non-negative integers], "dtype": "<name>"}'
+        )
+    try:
+        with np.load(arrays_file, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as err:
+        raise ValueError(
+            f"{str(arrays_file)!r} is damaged or truncated ({type(err).__name__}: {err})"
+        ) from None
     if set(recorded) != set(arrays):
         missing, extra = sorted(set(recorded) - set(arrays)), sorted(set(arrays) - set(recorded))
-        raise ValueError(f"{str(path)!r}: arrays missing {missing}, unexpected {extra}")
+        raise ValueError(f"{str(arrays_file)!r}: arrays missing {missing}, unexpected {extra}")
     for k, info in recorded.items():
         if list(arrays[k].shape) != info["shape"] or str(arrays[k].dtype) != info["dtype"]:
             raise ValueError(
-                f"{str(path)!r}: array {k!r} is {arrays[k].dtype}{list(arrays[k].shape)}, "
+                f"{str(arrays_file)!r}: array {k!r} is {arrays[k].dtype}{list(arrays[k].shape)}, "
                 f"metadata says {info['dtype']}{info['shape']}"
             )
+        if arrays[k].dtype.kind == "f" and not np.all(np.isfinite(arrays[k])):
+            raise ValueError(f"{str(arrays_file)!r}: array {k!r} has non-finite values")
     return arrays, meta
 
 

@@ -355,6 +355,26 @@ class BayesianLastLayer(UQBackend):
     def load(cls, path: str | Path, *, model_cls: type | None = None) -> BayesianLastLayer:
         """Read what :meth:`save` wrote (``model_cls`` as in :meth:`DeepEnsemble.load`)."""
         arrays, meta = load_state(path, cls.kind)
+        where = f"{str(Path(path) / 'meta.json')!r}"
+        posterior = meta.get("posterior")
+        fields = ("alpha", "beta", "log_evidence", "gamma")
+        if not isinstance(posterior, dict) or set(posterior) != set(fields):
+            raise ValueError(f"{where}: field 'posterior' must hold {list(fields)}")
+        for name, value in (
+            ("posterior.alpha", posterior["alpha"]),
+            ("posterior.beta", posterior["beta"]),
+            ("fixed_alpha", meta.get("fixed_alpha")),
+            ("fixed_beta", meta.get("fixed_beta")),
+        ):
+            if name.startswith("fixed") and value is None:
+                continue
+            try:
+                positive(name, value)
+            except ValueError as err:
+                raise ValueError(f"{where}: {err} (a precision)") from None
+        for name in ("model", "fixed_alpha", "fixed_beta"):
+            if name not in meta:
+                raise ValueError(f"{where}: field {name!r} is missing")
         spec = ModelSpec.from_json(meta["model"], model_cls)
         self = cls(spec.cls, spec.kwargs, alpha=meta["fixed_alpha"], beta=meta["fixed_beta"])
         post = {k: arrays.pop(f"posterior/{k}", None) for k in ("mean", "cov", "factor")}
@@ -364,6 +384,13 @@ class BayesianLastLayer(UQBackend):
             if post[k] is None or post[k].shape != shape:
                 got = None if post[k] is None else post[k].shape
                 raise ValueError(f"{str(path)!r}: posterior/{k} should be {shape}, got {got}")
+        cov = np.asarray(post["cov"], dtype=float)
+        eig = np.linalg.eigvalsh(0.5 * (cov + cov.T))
+        if not np.allclose(cov, cov.T, rtol=1e-4, atol=1e-8 * np.abs(cov).max()) or eig.min() <= 0:
+            raise ValueError(
+                f"{str(path)!r}: posterior/cov must be symmetric positive definite (a posterior "
+                f"precision), smallest eigenvalue {eig.min():.3g}"
+            )
         self.posterior = LastLayerPosterior(**post, **meta["posterior"])
         self._compile()
         self._set_arrays()

@@ -11,6 +11,8 @@ the report in :mod:`~uqmcmc.workflows.compare_report`.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import functools
 import json
 import threading
@@ -26,11 +28,15 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from uqmcmc import _arviz
+from uqmcmc.diagnostics.report_folder import StagedFolder
 from uqmcmc.targets import Phi4
 from uqmcmc.uq import registry
 from uqmcmc.uq.base import UQBackend
+from uqmcmc.uq.io import provenance
 from uqmcmc.workflows.compare_chains import (
+    EXACT_COUPLED,
     ChainPlan,
+    exact_coupled,
     exact_mala,
     member_runs,
     noise_sweep,
@@ -77,8 +83,19 @@ class CompareResult:
     evaluations: dict[str, int] = field(default_factory=dict)
 
 
-def run_compare(cfg: CompareConfig | None = None, *, progress: bool = True) -> CompareResult:
+def run_compare(
+    cfg: CompareConfig | None = None, *, progress: bool = True, overwrite: bool = False
+) -> CompareResult:
     """Run the whole comparison and write the report folder ``cfg.out``.
+
+    The settings and ``cfg.out`` are checked before any work: a non-empty folder is refused
+    unless ``overwrite`` (and one holding another command's report always). The report is
+    assembled in a temporary sibling folder and renamed into place at the end, with a
+    ``manifest.json`` (settings, seed, versions, timings, each stage's status, each file's
+    sha256); each saved backend's ``meta.json`` records the settings and seed
+    (``"provenance"``). After an error or Ctrl-C the old folder is untouched and what was
+    written is kept in ``<out>.incomplete`` (see
+    :class:`~uqmcmc.diagnostics.report_folder.StagedFolder`).
 
     Examples
     --------
@@ -93,6 +110,7 @@ def run_compare(cfg: CompareConfig | None = None, *, progress: bool = True) -> C
     >>> for name in sorted(res.runs):
     ...     print(name)
     exact-mala
+    exact-mala/coupled
     last_layer/draws/cd
     last_layer/draws/none
     last_layer/mean/cd
@@ -103,17 +121,29 @@ def run_compare(cfg: CompareConfig | None = None, *, progress: bool = True) -> C
     (True, True)
     """
     cfg = (cfg or CompareConfig()).validate()
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    settings = dataclasses.asdict(cfg)
+    folder = StagedFolder(
+        cfg.out, command="compare", settings=settings, seed=cfg.seed, overwrite=overwrite
+    )
+    with folder as out, provenance(command="compare", seed=cfg.seed, settings=settings):
+        result = _run_stages(cfg, out, progress, folder)
+    result.out = folder.path
+    return result
+
+
+def _run_stages(cfg: CompareConfig, out: Path, progress: bool, folder: StagedFolder):
+    """The stages of :func:`run_compare`, writing into ``out`` (the folder being assembled);
+    ``folder.timings`` and ``folder.current`` follow the stages for the manifest."""
     target = Phi4(cfg.L, cfg.beta, cfg.g)
     key = jax.random.key(cfg.seed)
     k_data, k_fit, k_chain, k_draw = jax.random.split(key, 4)
-    timings: dict[str, float] = {}
+    timings: dict[str, float] = folder.timings
     # + the positive control, the noise sweep and the report
     n_stages = 3 + 2 * len(cfg.backends) + 2 + bool(cfg.swept_backend)
     bar = tqdm(total=n_stages, unit="stage", disable=not progress, desc="compare")
 
     def stage(name: str):
+        folder.current = name
         bar.set_description(f"compare: {name}")
         return time.perf_counter()
 
@@ -158,11 +188,14 @@ def run_compare(cfg: CompareConfig | None = None, *, progress: bool = True) -> C
         sweep_job: Future | None = None
         # Chain runs go to two worker threads while the next backend trains: one compiled
         # program rarely keeps both cores busy, two side by side do (about 0.8 times the wall
-        # time). Every run has its own key, so the numbers do not depend on the order.
-        with ThreadPoolExecutor(max_workers=2) as pool:
+        # time). Every run's key is fixed in advance, so the numbers do not depend on the order.
+        # The runs of the bias decomposition share ONE key (coupled: common random numbers).
+        k_pair = jax.random.fold_in(k_chain, PAIR_KEY)
+        with _cancellable_pool(2) as pool:
             t_oracle = time.perf_counter()
-            oracle_job = pool.submit(oracle_pair, plan, jax.random.fold_in(k_chain, ORACLE_KEY))
+            oracle_job = pool.submit(oracle_pair, plan, k_pair)
             oracle_job.add_done_callback(lambda _: done("chains_oracle", t_oracle))
+            exact_job = pool.submit(exact_coupled, plan, k_pair)
             for i, name in enumerate(cfg.backends):
                 t0 = stage(f"train {name}")
                 backend = registry.fit(
@@ -177,22 +210,22 @@ def run_compare(cfg: CompareConfig | None = None, *, progress: bool = True) -> C
                 )
                 done(f"train_{name}", t0)
 
-                k_b = jax.random.fold_in(k_chain, i + 1)
                 jobs = [
-                    pool.submit(rule_pair, plan, name, backend, mode, jax.random.fold_in(k_b, j))
-                    for j, mode in enumerate(("mean", "draws"))
+                    pool.submit(rule_pair, plan, name, backend, mode, k_pair)
+                    for mode in ("mean", "draws")
                 ]
                 jobs.append(pool.submit(member_runs, plan, name, backend, k_draw, i))
                 chain_jobs[name] = jobs
                 _when_all_done(jobs, functools.partial(done, f"chains_{name}", time.perf_counter()))
                 if name == cfg.swept_backend:
                     when = functools.partial(done, "chains_noise_sweep", time.perf_counter())
-                    k_sweep = jax.random.fold_in(k_chain, SWEEP_KEY)
-                    sweep_job = pool.submit(noise_sweep, plan, name, backend, k_sweep)
+                    sweep_job = pool.submit(noise_sweep, plan, name, backend, k_pair)
                     sweep_job.add_done_callback(lambda _, when=when: when())
+            folder.current = "chains"
             bar.set_description("compare: chains")
             members: dict[str, list] = {}
             runs["oracle/draws/none"], runs["oracle/draws/cd"] = oracle_job.result()
+            runs[EXACT_COUPLED] = exact_job.result()
             for name, (mean_pair, draws_pair, member_job) in chain_jobs.items():
                 for mode, job in (("mean", mean_pair), ("draws", draws_pair)):
                     naive, penalised = job.result()
@@ -213,9 +246,22 @@ def run_compare(cfg: CompareConfig | None = None, *, progress: bool = True) -> C
     return result
 
 
-#: Folded into the chain key for the positive control and the noise sweep (backends use 1, 2,
-#: ...).
-ORACLE_KEY, SWEEP_KEY = 10_000, 10_001
+@contextlib.contextmanager
+def _cancellable_pool(workers: int):
+    """A thread pool that, on an error or Ctrl-C, drops its queued jobs and does not wait for
+    the running ones (they finish in the background), so the interruption is prompt."""
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
+        yield pool
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+
+
+#: Folded into the chain key for the coupled runs (the exact-ΔS reference at the tuned step,
+#: every backend's mode pairs, the positive control and the noise sweep).
+PAIR_KEY = 10_000
 
 
 def _when_all_done(jobs: list[Future], callback: Callable[[], None]) -> None:

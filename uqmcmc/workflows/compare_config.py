@@ -8,8 +8,19 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from uqmcmc._validation import positive, positive_int
-from uqmcmc.targets import Phi4
+from uqmcmc._validation import (
+    MAX_SEED,
+    SettingError,
+    choice,
+    flag,
+    names,
+    path_setting,
+    positive,
+    positive_floats,
+    positive_int,
+    real,
+)
+from uqmcmc.mcmc.estimators import QUADRATURE
 from uqmcmc.uq import registry
 
 #: The built-in backends, in report order (the default of ``backends``); ``--backends`` accepts
@@ -95,24 +106,59 @@ class CompareConfig:
     @classmethod
     def from_toml(cls, path: str | Path, **overrides) -> CompareConfig:
         """Read settings from a TOML file (keys as the fields; ``quick = true`` starts from
-        :meth:`quick_config`), then apply ``overrides``."""
-        data = tomllib.loads(Path(path).read_text())
-        data = data.get("compare", data)
-        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown setting(s) in {path}: {', '.join(sorted(unknown))}")
-        data.update(overrides)
+        :meth:`quick_config`), then apply ``overrides``.
+
+        Examples
+        --------
+        >>> import pathlib, tempfile
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "run.toml"
+        >>> _ = path.write_text("quick = true\\nsteps = 400\\n")
+        >>> cfg = CompareConfig.from_toml(path, seed=3)
+        >>> cfg.steps, cfg.seed, cfg.L
+        (400, 3, 6)
+        """
+        data = {**read_toml(path), **overrides}
         if data.get("quick"):
             return cls.quick_config(**data)
         return cls(**data)
 
     def validate(self) -> CompareConfig:
-        """Check every setting; returns ``self`` with ``backends`` as a tuple."""
-        Phi4(self.L, self.beta, self.g)
-        for name in ("chains", "steps", "thin", "exact_steps", "member_steps", "n_train",
+        """Check every setting, types included, before any work; returns ``self`` with
+        ``backends`` and ``noise_sweep`` as tuples.
+
+        Raises :class:`~uqmcmc._validation.SettingError` (a ``ValueError``) naming the
+        setting. Beyond each setting's own range: ``L`` even (checkerboard sweeps of the exact
+        chain), ``steps``, ``exact_steps`` and ``member_steps`` at least ``thin``, and
+        ``n_train + n_test`` configurations at least ``n_test + 1``.
+
+        Examples
+        --------
+        >>> CompareConfig(steps=3, thin=5).validate()
+        Traceback (most recent call last):
+        ...
+        ValueError: steps (3) must be at least thin (5)
+        >>> CompareConfig(beta=True).validate()
+        Traceback (most recent call last):
+        ...
+        ValueError: beta must be a finite number, got True
+        """
+        positive_int("L", self.L, minimum=2)
+        if self.L % 2:
+            raise SettingError(
+                "{0} must be even (the exact chain sweeps a checkerboard), got {1!r}", "L", self.L
+            )
+        real("beta", self.beta)
+        if real("g", self.g) < 0:
+            raise SettingError(
+                "{0} must be >= 0 (the action is unbounded below otherwise), got {1!r}",
+                "g",
+                self.g,
+            )
+        for name in ("steps", "thin", "exact_steps", "member_steps", "n_train",
                      "epochs", "svi_steps", "gp_steps", "n_members",
                      "identity_positions"):  # fmt: skip
             positive_int(name, getattr(self, name))
+        positive_int("chains", self.chains, minimum=2)
         positive_int("warmup", self.warmup, minimum=1)
         positive_int("n_fixed", self.n_fixed, minimum=2)
         positive_int("member_chains", self.member_chains, minimum=2)
@@ -120,20 +166,25 @@ class CompareConfig:
         positive_int("n_draws", self.n_draws, minimum=2)
         positive_int("oracle_draws", self.oracle_draws, minimum=2)
         positive("oracle_sigma", self.oracle_sigma)
-        positive_int("seed", self.seed, minimum=0)
+        positive_int("seed", self.seed, minimum=0, maximum=MAX_SEED)
+        for name in ("steps", "exact_steps", "member_steps"):
+            if getattr(self, name) < self.thin:
+                raise SettingError(
+                    "{0} ({1}) must be at least {2} ({3})",
+                    name,
+                    getattr(self, name),
+                    "thin",
+                    self.thin,
+                )
         if self.step_size is not None:
             positive("step_size", self.step_size)
-        backends = tuple(self.backends)
-        known = registry.names()
-        bad = [b for b in backends if b not in known]
-        if bad or not backends:
-            raise ValueError(f"backends must be a non-empty subset of {known}, got {bad}")
-        self.backends = backends
-        self.noise_sweep = tuple(positive("noise_sweep", s) for s in self.noise_sweep)
-        if self.sweep_backend is not None and self.sweep_backend not in backends:
-            raise ValueError(
-                f"sweep_backend must be one of the backends {backends}, got {self.sweep_backend!r}"
-            )
+        choice("rule", self.rule, QUADRATURE)
+        flag("quick", self.quick)
+        path_setting("out", self.out)
+        self.backends = names("backends", self.backends, registry.names())
+        self.noise_sweep = positive_floats("noise_sweep", self.noise_sweep)
+        if self.sweep_backend is not None:
+            choice("sweep_backend", self.sweep_backend, self.backends)
         return self
 
     @property
@@ -166,3 +217,42 @@ class CompareConfig:
             n_members=self.n_members, epochs=self.epochs, svi_steps=self.svi_steps,
             gp_steps=self.gp_steps,
         )  # fmt: skip
+
+
+def read_toml(path: str | Path) -> dict:
+    """The settings of a TOML file as a dict, checked for unknown keys and layout.
+
+    The settings are either all at the top level or all in a ``[compare]`` table (both at
+    once is refused: the top-level ones would be silently ignored).
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "run.toml"
+    >>> _ = path.write_text("steps = 10\\n[compare]\\nthin = 2\\n")
+    >>> read_toml(path)
+    Traceback (most recent call last):
+    ...
+    ValueError: ...run.toml has both a [compare] table and top-level settings (steps): ...
+    """
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as err:
+        raise ValueError(f"{path} is not valid TOML: {err}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ValueError(f"cannot read the settings file {path}: {err}") from None
+    if "compare" in data:
+        table, top = data["compare"], sorted(k for k in data if k != "compare")
+        if not isinstance(table, dict):
+            raise ValueError(f"{path}: 'compare' must be a table ([compare]), got {table!r}")
+        if top:
+            raise ValueError(
+                f"{path} has both a [compare] table and top-level settings ({', '.join(top)}): "
+                "put every setting in one place"
+            )
+        data = table
+    unknown = set(data) - {f.name for f in dataclasses.fields(CompareConfig)}
+    if unknown:
+        raise ValueError(f"unknown setting(s) in {path}: {', '.join(sorted(unknown))}")
+    return data

@@ -4,6 +4,7 @@ the netCDF file (what ``uqmcmc exact`` runs)."""
 from __future__ import annotations
 
 import dataclasses
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,16 @@ import jax
 import numpy as np
 
 from uqmcmc import _arviz
-from uqmcmc._validation import positive, positive_int
+from uqmcmc._validation import (
+    MAX_SEED,
+    SettingError,
+    flag,
+    positive,
+    positive_int,
+    real,
+    writable_folder,
+)
+from uqmcmc.diagnostics.report_folder import StagedFolder
 from uqmcmc.mcmc import checkerboard, run_chains
 from uqmcmc.targets import Phi4
 
@@ -150,24 +160,64 @@ class ExactConfig:
     record_positions: bool = False
 
     def validate(self) -> ExactConfig:
-        """Check every setting; returns ``self``."""
-        Phi4(self.L, self.beta, self.g)
+        """Check every setting, types included, before any work; returns ``self``.
+
+        ``L`` must be even (checkerboard sweeps), ``steps`` at least ``thin``, and ``out``
+        (when set) a folder that can be written.
+
+        Examples
+        --------
+        >>> ExactConfig(steps=5, thin=10).validate()
+        Traceback (most recent call last):
+            ...
+        ValueError: steps (5) must be at least thin (10)
+        >>> ExactConfig(out="/proc/x/y").validate()
+        Traceback (most recent call last):
+            ...
+        ValueError: out '/proc/x/y' cannot be written: ...
+        """
+        positive_int("L", self.L, minimum=2)
+        if self.L % 2:
+            raise SettingError("{0} must be even (checkerboard sweeps), got {1!r}", "L", self.L)
+        real("beta", self.beta)
+        if real("g", self.g) < 0:
+            raise SettingError(
+                "{0} must be >= 0 (the action is unbounded below otherwise), got {1!r}",
+                "g",
+                self.g,
+            )
         positive_int("chains", self.chains, minimum=2)
         positive_int("steps", self.steps)
         positive_int("thin", self.thin)
         positive_int("warmup", self.warmup, minimum=0)
+        if self.steps < self.thin:
+            raise SettingError(
+                "{0} ({1}) must be at least {2} ({3})", "steps", self.steps, "thin", self.thin
+            )
         positive("step_size", self.step_size)
-        positive_int("seed", self.seed, minimum=0)
+        positive_int("seed", self.seed, minimum=0, maximum=MAX_SEED)
+        flag("record_positions", self.record_positions)
+        if self.out is not None:
+            writable_folder("out", self.out)
         return self
 
 
 def run_exact(
-    config: ExactConfig | None = None, /, *, progress: bool = True, **settings: Any
+    config: ExactConfig | None = None,
+    /,
+    *,
+    progress: bool = True,
+    overwrite: bool = False,
+    **settings: Any,
 ) -> ExactResult:
     """Exact phi^4 reference chains by checkerboard Metropolis sweeps.
 
     One step is one sweep of the lattice. Chains start from independent standard-normal fields.
-    If ``out`` is set, the ArviZ data is written to ``out/exact.nc``.
+    If ``out`` is set, the ArviZ data is written to ``out/exact.nc`` with a ``manifest.json``
+    (settings, seed, versions, timings, file hashes); the folder is checked before sampling,
+    a non-empty one is refused unless ``overwrite`` (and a compare report always), and it is
+    assembled beside ``out`` and renamed into place (see
+    :class:`~uqmcmc.diagnostics.report_folder.StagedFolder`).
 
     Parameters
     ----------
@@ -175,6 +225,8 @@ def run_exact(
         The settings (:class:`ExactConfig`); default ``ExactConfig()``.
     progress
         Show a progress bar.
+    overwrite
+        Replace a non-empty ``out`` written by an earlier exact run.
     **settings
         Fields of :class:`ExactConfig` overriding ``config``'s.
 
@@ -185,7 +237,14 @@ def run_exact(
     ['abs_m', 'm2']
     """
     cfg = dataclasses.replace(config or ExactConfig(), **settings).validate()
+    folder = None
+    if cfg.out is not None:
+        folder = StagedFolder(
+            cfg.out, command="exact", settings=dataclasses.asdict(cfg), seed=cfg.seed,
+            overwrite=overwrite,
+        )  # fmt: skip
     target = Phi4(cfg.L, cfg.beta, cfg.g)
+    t0 = time.perf_counter()
     key = jax.random.key(cfg.seed)
     k_init, k_run = jax.random.split(key)
     x0 = jax.random.normal(k_init, (cfg.chains, *target.shape))
@@ -206,9 +265,12 @@ def run_exact(
             "step_size": cfg.step_size,
         },
     )
+    rows = exact_table(idata, target)
     path = None
-    if cfg.out is not None:
-        Path(cfg.out).mkdir(parents=True, exist_ok=True)
-        path = Path(cfg.out) / "exact.nc"
-        _arviz.save(idata, path)
-    return ExactResult(idata, exact_table(idata, target), path)
+    if folder is not None:
+        folder.timings["chains"] = round(time.perf_counter() - t0, 2)
+        folder.current = "write"
+        with folder as tmp:
+            _arviz.save(idata, tmp / "exact.nc")
+        path = folder.path / "exact.nc"
+    return ExactResult(idata, rows, path)
