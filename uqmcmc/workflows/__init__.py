@@ -3,6 +3,11 @@ reference chains (:mod:`~uqmcmc.workflows.exact`), training sets drawn from them
 (:mod:`~uqmcmc.workflows.training_data`) and the comparison of every UQ backend with them
 (:mod:`~uqmcmc.workflows.compare` and its settings, chains and report modules)."""
 
+from uqmcmc.workflows.active_learning import (
+    ActiveLearningConfig,
+    ActiveLearningResult,
+    run_active_learning,
+)
 from uqmcmc.workflows.compare import CompareResult, run_compare
 from uqmcmc.workflows.compare_chains import PENALTY, ChainPlan, per_draw_algorithm
 from uqmcmc.workflows.compare_config import BACKENDS, CompareConfig
@@ -11,6 +16,8 @@ from uqmcmc.workflows.exact import ExactConfig, ExactResult, exact_table, format
 from uqmcmc.workflows.training_data import make_dataset
 
 __all__ = [
+    "ActiveLearningConfig",
+    "ActiveLearningResult",
     "BACKENDS",
     "PENALTY",
     "ChainPlan",
@@ -23,6 +30,7 @@ __all__ = [
     "format_table",
     "make_dataset",
     "per_draw_algorithm",
+    "run_active_learning",
     "run_compare",
     "run_exact",
     "write_compare_report",
