@@ -12,15 +12,13 @@ import numpy as np
 import pytest
 
 from uqmcmc.targets import Phi4
+from uqmcmc.uq.acquisition import calibrate_threshold, select_uncertain, uncertainty_scores
 from uqmcmc.uq.registry import BackendSettings
 from uqmcmc.workflows import make_dataset
 from uqmcmc.workflows.active_learning import (
     ActiveLearningConfig,
     ActiveLearningResult,
-    calibrate_threshold,
     run_active_learning,
-    select_uncertain,
-    uncertainty_scores,
 )
 
 TARGET = Phi4(L=4, beta=0.5, g=1.0)
