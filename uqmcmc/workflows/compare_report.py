@@ -93,7 +93,7 @@ def write_compare_report(result: Any) -> Any:
             csv="calibration.csv",
         ),
     )
-    sections[:0] = front_sections(result, comparison, out)
+    sections[:0] = _front_sections(result, comparison, out)
     # A reader starts at the summary and the controls (can this run see a bias at all?), ends
     # at the settings.
     sections.sort(key=lambda section: section.title == "Settings")
@@ -223,14 +223,11 @@ SUMMARY_TEXT = (
 )
 
 
-def front_sections(result: Any, comparison, out: Path) -> list:
+def _front_sections(result: Any, comparison, out: Path) -> list:
     """The sections a reader sees first: the summary (findings, the decomposition of ``sd`` per
     backend and its figure), the controls, the noise sweep, the efficiency table and the full
-    decomposition table. Saves the sweep runs beside the report.
-
-    Examples
-    --------
-    See :func:`write_compare_report`, which puts these first.
+    decomposition table. Saves the sweep runs beside the report (used by
+    :func:`write_compare_report`, which puts these first).
     """
     cfg = result.config
     decomposition = bias_decomposition(result)
