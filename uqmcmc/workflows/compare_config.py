@@ -18,10 +18,10 @@ from uqmcmc._validation import (
     positive,
     positive_floats,
     positive_int,
-    real,
 )
 from uqmcmc.mcmc.estimators import QUADRATURE
 from uqmcmc.uq import registry
+from uqmcmc.workflows.exact import check_lattice
 
 #: The built-in backends, in report order (the default of ``backends``); ``--backends`` accepts
 #: every name of :func:`uqmcmc.uq.registry.names`, a user's registered backends included.
@@ -142,18 +142,7 @@ class CompareConfig:
         ...
         ValueError: beta must be a finite number, got True
         """
-        positive_int("L", self.L, minimum=2)
-        if self.L % 2:
-            raise SettingError(
-                "{0} must be even (the exact chain sweeps a checkerboard), got {1!r}", "L", self.L
-            )
-        real("beta", self.beta)
-        if real("g", self.g) < 0:
-            raise SettingError(
-                "{0} must be >= 0 (the action is unbounded below otherwise), got {1!r}",
-                "g",
-                self.g,
-            )
+        check_lattice(self.L, self.beta, self.g)
         for name in ("steps", "thin", "exact_steps", "member_steps", "n_train",
                      "epochs", "svi_steps", "gp_steps", "n_members",
                      "identity_positions"):  # fmt: skip

@@ -30,6 +30,30 @@ from uqmcmc.targets import Phi4
 PHI4_SCALARS = ("abs_m", "m2", "m4", "action_density", "sd")
 
 
+def check_lattice(L: Any, beta: Any, g: Any) -> None:
+    """Check the phi^4 settings of a workflow: an even ``L >= 2`` (the exact chain sweeps a
+    checkerboard), a finite ``beta`` and ``g >= 0`` (the action is unbounded below otherwise).
+
+    Examples
+    --------
+    >>> check_lattice(8, 0.7, 1.0)
+    >>> check_lattice(7, 0.7, 1.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: L must be even (the exact chain sweeps a checkerboard), got 7
+    """
+    positive_int("L", L, minimum=2)
+    if L % 2:
+        raise SettingError(
+            "{0} must be even (the exact chain sweeps a checkerboard), got {1!r}", "L", L
+        )
+    real("beta", beta)
+    if real("g", g) < 0:
+        raise SettingError(
+            "{0} must be >= 0 (the action is unbounded below otherwise), got {1!r}", "g", g
+        )
+
+
 @dataclass
 class ExactResult:
     """An exact reference run: the data, the table rows, and where it was written.
@@ -176,16 +200,7 @@ class ExactConfig:
             ...
         ValueError: out '/proc/x/y' cannot be written: ...
         """
-        positive_int("L", self.L, minimum=2)
-        if self.L % 2:
-            raise SettingError("{0} must be even (checkerboard sweeps), got {1!r}", "L", self.L)
-        real("beta", self.beta)
-        if real("g", self.g) < 0:
-            raise SettingError(
-                "{0} must be >= 0 (the action is unbounded below otherwise), got {1!r}",
-                "g",
-                self.g,
-            )
+        check_lattice(self.L, self.beta, self.g)
         positive_int("chains", self.chains, minimum=2)
         positive_int("steps", self.steps)
         positive_int("thin", self.thin)
