@@ -97,9 +97,9 @@ PAPER_NET = {"channels": 16, "depth": 2, "kernel_size": 3, "activation": "relu"}
 
 
 def _paper_ensemble(settings: BackendSettings) -> UQBackend:
-    from uqmcmc.uq.ensemble import DeepEnsemble
+    from uqmcmc.uq.ensemble import PaperEnsemble
 
-    return DeepEnsemble(_rcnn(), dict(PAPER_NET), n_members=settings.n_members)
+    return PaperEnsemble(_rcnn(), dict(PAPER_NET), n_members=settings.n_members)
 
 
 def _paper_fit(settings: BackendSettings) -> dict[str, Any]:
@@ -135,6 +135,6 @@ SPECS: tuple[BackendSpec, ...] = (
         "paper_ensemble", _paper_ensemble, _paper_fit,
         "ensemble of n_members plain residual CNNs trained as in Tzivrailis et al. (MSE, "
         "Adam 1e-3, batch 24, 50 epochs)",
-        _lazy("uqmcmc.uq.ensemble", "DeepEnsemble"),
+        _lazy("uqmcmc.uq.ensemble", "PaperEnsemble"),
     ),
 )  # fmt: skip

@@ -19,11 +19,11 @@ from uqmcmc.uq.rng import as_key
 
 Array = jax.Array
 
-__all__ = ["DeepEnsemble"]
+__all__ = ["DeepEnsemble", "PaperEnsemble"]
 
 
 class DeepEnsemble(UQBackend):
-    """Deep ensemble of ``n_members`` networks (seed 1: 10 residual CNNs).
+    """Deep ensemble of ``n_members`` networks (Tzivrailis et al.: 10 residual CNNs).
 
     Members share the architecture ``model_cls(**model_kwargs)`` and differ in initialisation
     and data order. Training (:func:`uqmcmc.uq.members.train_members`) and prediction are
@@ -245,3 +245,20 @@ class DeepEnsemble(UQBackend):
         self.members = Stacked(eval_def, state)
         self._compile()
         return self
+
+
+class PaperEnsemble(DeepEnsemble):
+    """The deep ensemble registered as ``"paper_ensemble"``: the same backend, under its own
+    registry name (the registry builds it with the plain residual CNNs and the training of
+    Tzivrailis et al., :mod:`uqmcmc.uq.builtin_backends`). Saved files are a
+    :class:`DeepEnsemble`'s.
+
+    Examples
+    --------
+    >>> from uqmcmc.nets import RCNN
+    >>> b = PaperEnsemble(RCNN, {"channels": 4, "depth": 1, "kernel_size": 3}, n_members=2)
+    >>> b.name, b.kind, isinstance(b, DeepEnsemble)
+    ('paper_ensemble', 'DeepEnsemble', True)
+    """
+
+    name = "paper_ensemble"
