@@ -79,6 +79,19 @@ class _FromBackend:
             per_draw = per_draw + self.added_noise * noise
         return _sample_mean_var(per_draw)
 
+    def estimate(
+        self, key: Array, x: Array, x_new: Array, cache: Cache, with_grad: bool = False
+    ) -> tuple[DeltaEstimate, Cache]:
+        """``S(x_new) - S(x)`` with its variance (``mean`` mode: the estimator's
+        ``_mean_estimate``; ``draws`` mode: the mean of its ``_per_draw`` values), and the
+        cache at ``x_new``."""
+        if self.mode == "mean":
+            mean, var, new = self._mean_estimate(x, x_new, with_grad)
+        else:
+            mean, var = self._draws_mean_var(key, self._per_draw(key, x, x_new))
+            new = self.init(x_new, with_grad)
+        return DeltaEstimate(mean, var, _all_finite(mean, var, new.grad)), new
+
 
 class EnergyDelta(_FromBackend):
     """``Delta S`` from an energy surrogate: ``E(x') - E(x)`` per joint draw, or of the mean.
@@ -175,16 +188,9 @@ class EnergyDelta(_FromBackend):
             (_, (energies, var)), grad = energy_new(x_new), None
         return energies[1] - energies[0], var, Cache(logdensity=-energies[1], grad=grad)
 
-    def estimate(
-        self, key: Array, x: Array, x_new: Array, cache: Cache, with_grad: bool = False
-    ) -> tuple[DeltaEstimate, Cache]:
-        if self.mode == "mean":
-            mean, var, new = self._mean_estimate(x, x_new, with_grad)
-        else:
-            energies = self.backend.predict_draws(key, jnp.stack([x, x_new]), self.n_draws)
-            mean, var = self._draws_mean_var(key, energies[:, 1] - energies[:, 0])
-            new = self.init(x_new, with_grad)
-        return DeltaEstimate(mean, var, _all_finite(mean, var, new.grad)), new
+    def _per_draw(self, key: Array, x: Array, x_new: Array) -> Array:
+        energies = self.backend.predict_draws(key, jnp.stack([x, x_new]), self.n_draws)
+        return energies[:, 1] - energies[:, 0]
 
 
 class GradientDelta(_FromBackend):
@@ -270,15 +276,7 @@ class GradientDelta(_FromBackend):
         grads, var = predict_linear(self.backend, _nodes(x, x_new, ts), w)
         return jnp.sum(grads * w), var, Cache(grad=grads[-1] if with_grad else None)
 
-    def estimate(
-        self, key: Array, x: Array, x_new: Array, cache: Cache, with_grad: bool = False
-    ) -> tuple[DeltaEstimate, Cache]:
-        if self.mode == "mean":
-            mean, var, new = self._mean_estimate(x, x_new, with_grad)
-        else:
-            ts, ws = QUADRATURE[self.rule]
-            draws = self.backend.predict_draws(key, _nodes(x, x_new, ts), self.n_draws)
-            per_draw = _dot(_weighted(jnp.moveaxis(draws, 1, 0), ws), x_new - x)
-            mean, var = self._draws_mean_var(key, per_draw)
-            new = self.init(x_new, with_grad)
-        return DeltaEstimate(mean, var, _all_finite(mean, var, new.grad)), new
+    def _per_draw(self, key: Array, x: Array, x_new: Array) -> Array:
+        ts, ws = QUADRATURE[self.rule]
+        draws = self.backend.predict_draws(key, _nodes(x, x_new, ts), self.n_draws)
+        return _dot(_weighted(jnp.moveaxis(draws, 1, 0), ws), x_new - x)
