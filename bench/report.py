@@ -6,7 +6,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["SECTIONS", "table", "render", "markdown"]
+__all__ = ["SECTIONS", "GOALS", "table", "render", "markdown", "goals", "goals_text"]
 
 Column = tuple[str, str, Callable[[Mapping[str, Any]], Any]]
 
@@ -34,7 +34,9 @@ def _goal(key: str, better: str) -> Callable[[Mapping[str, Any]], str]:
     """``ratio`` with a mark when the row's goal is missed (``better``: "high" or "low")."""
 
     def get(row):
-        value, goal = row[key], row.get("goal")
+        value, goal = row.get(key), row.get("goal")
+        if value is None:
+            return "-"
         missed = goal is not None and (value < goal if better == "high" else value > goal)
         return f"{value:.2f}{' (miss)' if missed else ''}"
 
@@ -56,6 +58,15 @@ def _scaling_cols(rows: Sequence[Mapping[str, Any]]) -> list[Column]:
 
 def _fmt_opt(value) -> str:
     return "-" if value is None else f"{value:.1f}"
+
+
+def _fmt_flops(row: Mapping[str, Any]) -> str:
+    if row.get("flops") is None:
+        return "-"
+    return f"{row['flops'] / 1e6:.1f}{'' if row.get('flops_source') == 'xla' else '*'}"
+
+
+_CACHE = {"cold": "cold (fresh)", "warm": "warm (rerun)"}
 
 
 #: Per section: title, what the ratio means, and the columns (or a function of the rows).
@@ -115,6 +126,22 @@ SECTIONS: dict[str, dict[str, Any]] = {
             ),
         ],  # fmt: skip
     },
+    "throughput": {
+        "title": "3b. Throughput: the machine's matmul rate and the surrogate network's share",
+        "note": "GFLOP/s = FLOPs of one call (XLA's count, cost_analysis of the compiled call; "
+        "it counts elementwise operations too; * = analytic count, XLA gave none) / median time "
+        "per call; fraction = rate / the matmul's rate, median of adjacent calls' ratios (goals: "
+        "forward pass >= 0.5 on the draws-mode batch, >= 0.3 on the mean-mode batch). The "
+        "network is one member of the default ensemble, randomly initialised.",
+        "columns": [
+            ("what", "what", lambda r: r["what"]),
+            ("mflop", "MFLOP/call", lambda r: _fmt_flops(r)),
+            ("time", "µs/call", _num(".1f", "time_us")),
+            ("gflops", "GFLOP/s", _num(".2f", "gflops")),
+            ("fraction", "fraction of matmul", _goal("fraction", "high")),
+            ("compile", "compile s", _num(".1f", "compile_s")),
+        ],
+    },
     "ess": {
         "title": "4. Effective samples per second (bulk ESS / sampling time, compile excluded)",
         "note": "z = (<|M|> - exact checkerboard) / combined MCSE: a fast chain with |z| > 4 "
@@ -137,13 +164,17 @@ SECTIONS: dict[str, dict[str, Any]] = {
     },
     "end_to_end": {
         "title": "5. End-to-end: the uqmcmc command in a fresh process",
-        "note": "peak RSS = the child's ru_maxrss.",
+        "note": "peak RSS = the child's ru_maxrss; compile cache = cold: a fresh, empty "
+        "compilation cache folder (UQMCMC_CACHE_DIR), warm: the same command rerun right after "
+        "with the folder the cold run filled; entries = files in it after the run.",
         "columns": [
             ("command", "command", lambda r: f"`{r['command']}`"),
             ("wall", "wall s", _num(".1f", "wall_s")),
             ("cpu", "CPU s", _num(".1f", "cpu_s")),
             ("rss", "peak RSS MB", _num(".0f", "peak_rss_mb")),
             ("exit", "exit", _num("d", "exit_code")),
+            ("cache", "compile cache", lambda r: _CACHE.get(r.get("cache"), "-")),
+            ("entries", "entries", _num("d", "cache_entries")),
         ],
     },
     "size_scaling": {
@@ -260,6 +291,7 @@ def markdown(results: Mapping[str, Any]) -> str:
         f"interleaved repeats; ratios are medians of ratios of adjacent calls; compilation is "
         f"timed apart. Produced by `python -m bench` ({meta['results_file']}).",
     ]
+    lines += ["", goals_text(results.get("goals") or goals(results), "markdown")]
     for name, section in results["sections"].items():
         lines += ["", section_text(name, section, "markdown")]
     return "\n".join(lines) + "\n"
@@ -267,3 +299,187 @@ def markdown(results: Mapping[str, Any]) -> str:
 
 def _load(load) -> str:
     return "n/a" if not load else "/".join(f"{x:.1f}" for x in load)
+
+
+# -- goals --------------------------------------------------------------------------------------
+
+MET, MISSED, NOT_MEASURED = "met", "missed", "not measured"
+Measured = tuple[str, float | None, str]  # measured text, value, status
+
+
+def _rows(results: Mapping[str, Any], name: str) -> tuple[list, str]:
+    """The rows of section ``name`` and, when there are none, why (for the measured cell)."""
+    section = (results.get("sections") or {}).get(name)
+    if section is None:
+        return [], "-"
+    if section.get("error"):
+        return [], "section failed"
+    return list(section.get("rows") or []), "-"
+
+
+def _finite(row: Mapping[str, Any], key: str) -> bool:
+    value = row.get(key)
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
+def _is_compare(command: str, quick: bool) -> bool:
+    """Whether ``command`` is ``uqmcmc compare`` (plain or ``--quick``, ``--no-progress`` aside)."""
+    words = command.split()[1:]
+    if not words or words[0] != "compare":
+        return False
+    return set(words[1:]) - {"--no-progress"} == ({"--quick"} if quick else set())
+
+
+def _compare_run(quick: bool, cache: str, limit: float) -> Callable[[Mapping], Measured]:
+    def get(results):
+        rows, why = _rows(results, "end_to_end")
+        match = [
+            r
+            for r in rows
+            if _is_compare(str(r.get("command", "")), quick)
+            and r.get("cache", "cold") == cache
+            and _finite(r, "wall_s")
+        ]
+        if not match:
+            return why, None, NOT_MEASURED
+        row = match[0]
+        wall = float(row["wall_s"])
+        if row.get("exit_code") != 0:
+            return f"exit {row.get('exit_code')} after {wall:.1f} s", wall, MISSED
+        return f"{wall:.1f} s", wall, MET if wall <= limit else MISSED
+
+    return get
+
+
+def _count(rows: Sequence, one: str, many: str) -> str:
+    return f"{len(rows)} {one if len(rows) == 1 else many}"
+
+
+def _batch(row: Mapping[str, Any]) -> str:
+    if row.get("batch") is not None:
+        return str(row["batch"])
+    what = str(row.get("what", ""))
+    return what.split("batch ", 1)[1] if "batch " in what else what
+
+
+def _ensemble(results) -> Measured:
+    rows, why = _rows(results, "ensemble_scaling")
+    rows = [
+        r
+        for r in rows
+        if not str(r.get("what", "")).startswith("train")
+        and _finite(r, "ratio")
+        and _finite(r, "n_members")
+    ]
+    if not rows:
+        return why, None, NOT_MEASURED
+    worst = max(rows, key=lambda r: r["ratio"] / r["n_members"])
+    met = all(r["ratio"] <= 1.1 * r["n_members"] for r in rows)
+    text = f"max {worst['ratio']:.2f} at batch {_batch(worst)} (N = {worst['n_members']}"
+    text += f", {_count(rows, 'batch', 'batches')})"
+    return text, float(worst["ratio"]), MET if met else MISSED
+
+
+def _forward(mode: str, target: float) -> Callable[[Mapping], Measured]:
+    def get(results):
+        rows, why = _rows(results, "throughput")
+        rows = [
+            r
+            for r in rows
+            if r.get("kind") == "forward" and r.get("mode") == mode and _finite(r, "fraction")
+        ]
+        if not rows:
+            return why, None, NOT_MEASURED
+        row = rows[0]
+        goal = row.get("goal", target)
+        text = f"{100 * row['fraction']:.0f} % ({row['gflops']:.1f} GFLOP/s, batch {row['batch']})"
+        return text, float(row["fraction"]), MET if row["fraction"] >= goal else MISSED
+
+    return get
+
+
+def _surrogate(results) -> Measured:
+    rows, why = _rows(results, "surrogate_overhead")
+    rows = [r for r in rows if _finite(r, "ratio")]
+    if not rows:
+        return why, None, NOT_MEASURED
+    worst = max(rows, key=lambda r: r["ratio"] / r.get("goal", 1.2))
+    met = all(r["ratio"] <= r.get("goal", 1.2) for r in rows)
+    text = f"max {worst['ratio']:.2f} ({worst.get('backend')} {worst.get('mode')}, "
+    text += f"{worst.get('chains')} chains; {_count(rows, 'row', 'rows')})"
+    return text, float(worst["ratio"]), MET if met else MISSED
+
+
+def _chain_parallel(results) -> Measured:
+    rows, why = _rows(results, "chain_parallel")
+    rows = [r for r in rows if r.get("devices") == 2 and _finite(r, "ratio")]
+    if not rows:
+        return why, None, NOT_MEASURED
+    worst = min(rows, key=lambda r: r["ratio"])
+    met = all(r["ratio"] >= 1.5 for r in rows)
+    text = f"min {worst['ratio']:.2f} ({worst.get('sampler')} L = {worst.get('L')}, "
+    text += f"{worst.get('chains')} chains; {_count(rows, 'row', 'rows')})"
+    return text, float(worst["ratio"]), MET if met else MISSED
+
+
+#: The goals of the issue ("Scale and speed"): id, what, target, how to read it off the results.
+GOALS: tuple[tuple[str, str, str, Callable[[Mapping], Measured]], ...] = (
+    ("a", "default `uqmcmc compare` (run with --full)", "<= 360 s",
+     _compare_run(quick=False, cache="cold", limit=360.0)),
+    ("b", "`uqmcmc compare --quick`", "<= 60 s",
+     _compare_run(quick=True, cache="cold", limit=60.0)),
+    ("c", "`uqmcmc compare --quick` rerun, warm compilation cache", "<= 40 s",
+     _compare_run(quick=True, cache="warm", limit=40.0)),
+    ("d", "10-member ensemble vs one member, every batch", "<= 11x (1.1 N)", _ensemble),
+    ("e1", "forward pass, draws-mode batch, fraction of matmul rate", ">= 50 %",
+     _forward("draws", 0.5)),
+    ("e2", "forward pass, mean-mode batch, fraction of matmul rate", ">= 30 %",
+     _forward("mean", 0.3)),
+    ("f", "surrogate MALA step vs its bare forward passes", "<= 1.2x", _surrogate),
+    ("g", "chain-parallel on 2 forced host devices vs one", ">= 1.5x", _chain_parallel),
+)  # fmt: skip
+
+
+def goals(results: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Each goal of :data:`GOALS` with its measured value and ``met``, ``missed`` or ``not
+    measured`` (its section is not in ``results``, failed, or has no row for it).
+
+    Examples
+    --------
+    >>> rows = goals({"sections": {"surrogate_overhead": {"rows": [
+    ...     {"backend": "ensemble", "mode": "mean", "chains": 16, "ratio": 1.1, "goal": 1.2}]}}})
+    >>> [(g["goal"], g["status"]) for g in rows][-3:]
+    [('e2', 'not measured'), ('f', 'met'), ('g', 'not measured')]
+    """
+    out = []
+    for key, what, target, get in GOALS:
+        try:
+            measured, value, status = get(results)
+        except Exception as err:  # a malformed row: report it, never crash the report
+            measured, value, status = f"unreadable ({type(err).__name__})", None, NOT_MEASURED
+        out.append(
+            {
+                "goal": key,
+                "what": what,
+                "target": target,
+                "measured": measured,
+                "value": value,
+                "status": status,
+            }
+        )
+    return out
+
+
+def goals_text(rows: Sequence[Mapping[str, Any]], style: str = "text") -> str:
+    """The goals table (rows of :func:`goals`) with its title and a note."""
+    head = "### Goals" if style == "markdown" else "Goals"
+    header = ["goal", "target", "measured", "status"]
+    cells = [[f"({g['goal']}) {g['what']}", g["target"], g["measured"], g["status"]] for g in rows]
+    counts = {s: sum(g["status"] == s for g in rows) for s in (MET, MISSED, NOT_MEASURED)}
+    note = (
+        f"{counts[MET]} met, {counts[MISSED]} missed, {counts[NOT_MEASURED]} not measured in this "
+        "run (not measured: the section was not run, e.g. the default compare runs only with "
+        "--full, or it failed, or it has no row for the goal). (e1, e2): section 3b; (d): the "
+        "prediction rows of section 3 (key ratio); (f): every row of section 2; (g): section 8."
+    )
+    return "\n".join([head, "", render(header, cells, style), "", note])

@@ -1,9 +1,11 @@
 """The benchmark runner: ``python -m bench [--smoke | --full] [--out DIR] [--sections ...]``.
 
-Runs the six sections in one process, prints each table as it completes, and writes
-``<out>/<date>-<host>.json`` (every number, the machine, the sizes) and ``<out>/latest.md``
-(the tables as Markdown, for the README). ``--smoke`` uses tiny sizes (CI: it checks that the
-runner works, its numbers mean nothing) and writes to ``bench/results/smoke/`` by default.
+Runs the sections in one process, prints each table as it completes and, at the end, the
+table of the goals (each goal of the issue, measured or not, met or missed), and writes
+``<out>/<date>-<host>.json`` (every number, the machine, the sizes, the goals) and
+``<out>/latest.md`` (the goals, then the tables, as Markdown, for the README). ``--smoke`` uses
+tiny sizes (CI: it checks that the runner works, its numbers mean nothing) and writes to
+``bench/results/smoke/`` by default.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from bench import delayed, end_to_end, ess, kernels, report, sharding, surrogates
+from bench import delayed, end_to_end, ess, kernels, report, sharding, surrogates, throughput
 from bench.timing import machine
 from uqmcmc.workflows import BACKENDS
 
@@ -60,8 +62,12 @@ class Sizes:
     # 2. surrogate overhead
     surrogate_chains: tuple[int, ...] = (16,)
     # 3. ensemble scaling
-    ensemble_batches: tuple[int, ...] = (2, 32, 512)
+    ensemble_batches: tuple[int, ...] = (2, 8, 32, 128, 512)
     train_epochs: int = 10
+    # throughput: matmul size; forward-pass batches chains x nodes (x n_draws) of train_L fields
+    throughput_n: int = 1024
+    throughput_chains: int = 16
+    throughput_nodes: int = 3
     # 4. ESS per second
     ess_L: tuple[int, ...] = (8, 16)
     ess_chains: int = 16
@@ -71,8 +77,10 @@ class Sizes:
     ess_steps: int = 10000
     ess_thin: int = 5
     ess_budget_s: float = 10.0
-    # 5. end to end
+    # 5. end to end: each command cold (a fresh compilation cache); those of e2e_warm are rerun
+    # right after with the same cache (warm)
     e2e_commands: tuple[tuple[str, ...], ...] = (("compare", "--quick", "--no-progress"),)
+    e2e_warm: tuple[tuple[str, ...], ...] = (("compare", "--quick", "--no-progress"),)
     e2e_timeout: float = 3600.0
     # 6. scaling with size
     scaling_L: tuple[int, ...] = (8, 16, 32, 64)
@@ -94,15 +102,17 @@ SMOKE = Sizes(
     repeats=2, min_time=0.002, kernel_L=(4,), kernel_chains=(2,), kernel_kinds=("mala",),
     backends=("ensemble",), train_L=4, exact_data=False, n_train=8, epochs=1, n_members=2,
     n_draws=2, surrogate_modes=("draws",),
-    surrogate_chains=(2,), ensemble_batches=(4,), train_epochs=3, ess_L=(4,),
+    surrogate_chains=(2,), ensemble_batches=(4,), train_epochs=3, throughput_n=128,
+    throughput_chains=2, ess_L=(4,),
     ess_chains=2, ess_exact_warmup=10, ess_exact_steps=40, ess_warmup=10, ess_steps=40,
-    ess_thin=2, e2e_commands=(("exact", "--help"),), e2e_timeout=300.0, scaling_L=(4, 6),
+    ess_thin=2, e2e_commands=(("exact", "--help"),), e2e_warm=(("exact", "--help"),),
+    e2e_timeout=300.0, scaling_L=(4, 6),
     scaling_chains=2, scaling_repeats=2,
 )  # fmt: skip
 
 #: Sections in run order; ``needs`` says which use fitted backends.
-ORDER = ("kernel_overhead", "surrogate_overhead", "ensemble_scaling", "ess", "end_to_end",
-         "size_scaling", "delayed_acceptance", "chain_parallel")  # fmt: skip
+ORDER = ("kernel_overhead", "surrogate_overhead", "ensemble_scaling", "throughput", "ess",
+         "end_to_end", "size_scaling", "delayed_acceptance", "chain_parallel")  # fmt: skip
 
 
 def _sections(sizes: Sizes, key: jax.Array, fitted: Callable[[], dict]) -> dict[str, Callable]:
@@ -120,6 +130,7 @@ def _sections(sizes: Sizes, key: jax.Array, fitted: Callable[[], dict]) -> dict[
             fitted()["backends"], sizes, key
         ),
         "ensemble_scaling": ensemble_scaling,
+        "throughput": lambda: throughput.throughput(sizes, key),
         "ess": lambda: ess.ess_per_second(fitted()["backends"], sizes, key),
         "end_to_end": lambda: end_to_end.end_to_end(sizes),
         "size_scaling": lambda: kernels.size_scaling(ensemble(), sizes, key),
@@ -214,6 +225,8 @@ def run(
         results["meta"]["fit_s"] = cache["fit"]["fit_s"]
     results["meta"]["total_s"] = time.perf_counter() - start
     results = _clean(results)
+    results["goals"] = report.goals(results)
+    echo("\n" + report.goals_text(results["goals"]))
     path.write_text(json.dumps(results, indent=1))
     (out / "latest.md").write_text(report.markdown(results))
     echo(f"\nwrote {path} and {out / 'latest.md'} ({results['meta']['total_s']:.0f} s)")

@@ -57,6 +57,12 @@ SLOW_DOCTESTS = {
     "NumPyroBNN",
     "DeepKernelRegression",
     "EnergyNet",
+    "run_chains",
+    "run_exact",
+    "exact_table",
+    "oracle_pair",
+    "batched",
+    "split_batched",
 }
 
 

@@ -25,6 +25,7 @@ SECTIONS = (
     "kernel_overhead",
     "surrogate_overhead",
     "ensemble_scaling",
+    "throughput",
     "ess",
     "end_to_end",
     "size_scaling",
@@ -53,16 +54,25 @@ def _results(out: Path) -> dict:
 
 @pytest.mark.slow
 def test_smoke_run_succeeds_and_prints_every_table(smoke):
+    from bench import report
+
     out, proc = smoke
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     for title in ("1. Kernel overhead", "2. Surrogate overhead", "3. Ensemble scaling",
-                  "4. Effective samples", "5. End-to-end", "6. Time per step",
+                  "3b. Throughput", "4. Effective samples", "5. End-to-end", "6. Time per step",
                   "7. Delayed acceptance", "8. Chain-parallel"):  # fmt: skip
         assert title in proc.stdout
     assert "failed:" not in proc.stdout
+    # the goals table comes last, after every section
+    goals = proc.stdout.rindex("\nGoals\n")
+    assert goals > proc.stdout.rindex("8. Chain-parallel")
+    for key, *_ in report.GOALS:
+        assert f"({key}) " in proc.stdout[goals:]
 
 
 def test_json_is_complete_and_finite(smoke):
+    from bench import report
+
     out, _ = smoke
     res = _results(out)
     meta = res["meta"]
@@ -85,10 +95,38 @@ def test_json_is_complete_and_finite(smoke):
     assert {"exact checkerboard", "exact MALA", "ensemble draws+penalty"} <= chains
     for row in res["sections"]["ess"]["rows"]:
         assert 0.0 <= row["acceptance"] <= 1.0 and row["ess_abs_m"] > 0
-    e2e = res["sections"]["end_to_end"]["rows"][0]
-    assert e2e["exit_code"] == 0 and e2e["peak_rss_mb"] > 10
+    e2e = res["sections"]["end_to_end"]["rows"]
+    assert [r["cache"] for r in e2e] == ["cold", "warm"]  # the rerun, same cache folder
+    assert e2e[0]["command"] == e2e[1]["command"]
+    for row in e2e:
+        assert row["exit_code"] == 0 and row["peak_rss_mb"] > 10
     for row in res["sections"]["size_scaling"]["rows"]:
         assert len(row["step_us"]) == 2 and math.isfinite(row["slope"])
+    # every goal listed; the smoke run has no `compare` command, so (a)-(c) are not measured
+    goals = {g["goal"]: g for g in res["goals"]}
+    assert list(goals) == [key for key, *_ in report.GOALS]
+    assert {goals[k]["status"] for k in "abc"} == {"not measured"}
+    for key in ("d", "e1", "e2", "f", "g"):
+        assert goals[key]["status"] in ("met", "missed"), goals[key]
+        assert math.isfinite(goals[key]["value"]), goals[key]
+
+
+def test_throughput_rows_are_finite_and_positive(smoke):
+    out, _ = smoke
+    rows = _results(out)["sections"]["throughput"]["rows"]
+    assert [r["kind"] for r in rows] == ["matmul", "conv", "forward", "forward"]
+    assert [r.get("mode") for r in rows[2:]] == ["draws", "mean"]
+    assert [r["goal"] for r in rows[2:]] == [0.5, 0.3]
+    for row in rows:
+        for key in ("flops", "time_us", "gflops", "fraction", "compile_s"):
+            assert isinstance(row[key], float) and math.isfinite(row[key]), (row["what"], key)
+            assert row[key] > 0, (row["what"], key)
+        assert row["flops_source"] in ("xla", "analytic"), row
+    assert rows[0]["fraction"] == 1.0  # the matmul is the reference
+    n = rows[0]["batch"]
+    assert rows[0]["flops"] == pytest.approx(2 * n**3, rel=0.01)  # XLA's count: 2 n^3
+    assert rows[2]["batch"] > rows[3]["batch"]  # draws batch = mean batch x n_draws
+    assert rows[2]["network"].startswith("RCNN(") and rows[2]["params"] > 0
 
 
 def test_markdown_table_is_well_formed(smoke):
@@ -96,12 +134,67 @@ def test_markdown_table_is_well_formed(smoke):
     md = (out / "latest.md").read_text()
     res = _results(out)
     assert res["meta"]["date"][:10] in md and res["meta"]["machine"]["cpu"] in md
-    assert md.count("\n### ") == len(SECTIONS)
+    assert md.count("\n### ") == len(SECTIONS) + 1  # the goals, then every section
+    assert md.index("\n### Goals") < md.index("\n### 1. Kernel overhead")
     tables = [block for block in md.split("\n\n") if block.startswith("| ")]
-    assert len(tables) == len(SECTIONS)
+    assert len(tables) == len(SECTIONS) + 1
     for block in tables:
         lines = block.splitlines()
         assert set(lines[1].replace(" ", "")) <= {"|", "-"}  # the header rule
         # every row has the header's number of cells (escaped pipes do not split cells)
         widths = {len(line.replace("\\|", "").split("|")) for line in lines}
         assert len(widths) == 1, block
+
+
+def test_goals_table_lists_every_goal_and_not_measured_for_missing_sections():
+    """Fast: from hand-made results, no bench run. A missing or failed section gives "not
+    measured" (never an error); present rows give "met" or "missed"."""
+    from bench import report
+
+    keys = [key for key, *_ in report.GOALS]
+    assert keys == ["a", "b", "c", "d", "e1", "e2", "f", "g"]
+    empty = report.goals({"sections": {}})
+    assert [g["goal"] for g in empty] == keys
+    assert {g["status"] for g in empty} == {"not measured"}
+    text = report.goals_text(empty)
+    assert all(f"({key}) " in text for key in keys) and "0 met, 0 missed, 8 not measured" in text
+
+    quick = "uqmcmc compare --quick --no-progress"
+    results = {
+        "sections": {
+            "end_to_end": {"rows": [
+                {"command": quick, "wall_s": 50.0, "exit_code": 0, "cache": "cold"},
+                {"command": quick, "wall_s": 45.0, "exit_code": 0, "cache": "warm"},
+                {"command": "uqmcmc compare --no-progress", "wall_s": 300.0, "exit_code": 1},
+            ]},
+            "ensemble_scaling": {"rows": [
+                {"what": "predict_mean_var, batch 2x8x8", "ratio": 7.0, "n_members": 10},
+                {"what": "predict_mean_var, batch 512x8x8", "ratio": 24.0, "n_members": 10},
+                {"what": "training, per epoch (180 configs)", "ratio": 8.0, "n_members": 10},
+            ]},
+            "throughput": {"rows": [
+                {"kind": "forward", "mode": "draws", "fraction": 0.6, "gflops": 30.0,
+                 "batch": 384, "goal": 0.5},
+                {"kind": "forward", "mode": "mean", "fraction": None, "batch": 48, "goal": 0.3},
+            ]},
+            "surrogate_overhead": {"rows": [], "error": "ValueError: boom"},
+            "chain_parallel": {"rows": [{"sampler": "mala", "L": 8, "chains": 16, "devices": 2,
+                                         "ratio": 1.6}]},
+        }
+    }  # fmt: skip
+    status = {g["goal"]: g["status"] for g in report.goals(results)}
+    assert status == {
+        "a": "missed",  # exit code 1
+        "b": "met",
+        "c": "missed",  # 45 s > 40 s
+        "d": "missed",  # 24 > 11 at batch 512
+        "e1": "met",
+        "e2": "not measured",  # no finite fraction
+        "f": "not measured",  # the section failed
+        "g": "met",
+    }
+    by_key = {g["goal"]: g for g in report.goals(results)}
+    assert "512x8x8" in by_key["d"]["measured"] and by_key["d"]["value"] == 24.0
+    assert by_key["f"]["measured"] == "section failed"
+    md = report.goals_text(report.goals(results), "markdown")
+    assert md.startswith("### Goals") and md.count("\n| ") == 2 + len(keys)

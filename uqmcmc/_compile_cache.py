@@ -1,4 +1,5 @@
-"""Compile once: JAX's persistent compilation cache for the workflows and the tests.
+"""Compile once: JAX's persistent compilation cache for the workflows and the tests, and a
+clock of the time spent compiling (:class:`CompileClock`).
 
 :func:`enable` points ``jax_compilation_cache_dir`` at a per-user folder and lowers JAX's
 thresholds so that the programs of a chain run (each compiled in 0.2 to 4 s) are written
@@ -15,12 +16,15 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 import warnings
 from pathlib import Path
 
 import jax
 
-__all__ = ["ENV", "OFF", "MIN_COMPILE_TIME_S", "default_dir", "enable", "active_dir"]
+__all__ = [
+    "ENV", "OFF", "MIN_COMPILE_TIME_S", "default_dir", "enable", "active_dir", "CompileClock",
+]  # fmt: skip
 
 #: Environment variable naming the cache folder (empty or ``off``: no cache).
 ENV = "UQMCMC_CACHE_DIR"
@@ -107,3 +111,45 @@ def enable(path: str | os.PathLike | None = None) -> Path | None:
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
     _state["done"] = folder
     return folder
+
+
+#: JAX's monitoring events of one compilation: tracing to a jaxpr, lowering to MLIR, XLA's
+#: compile (absent when the program comes from the persistent cache).
+COMPILE_EVENTS = (
+    "/jax/core/compile/jaxpr_trace_duration",
+    "/jax/core/compile/jaxpr_to_mlir_module_duration",
+    "/jax/core/compile/backend_compile_duration",
+)
+
+
+class CompileClock:
+    """Seconds JAX spends tracing, lowering and compiling while the clock is active, in every
+    thread, from JAX's own monitoring events (``jax.monitoring``); ``compiles`` counts XLA
+    compilations (a program loaded from the persistent cache is not one).
+
+    Examples
+    --------
+    >>> import jax, jax.numpy as jnp
+    >>> with CompileClock() as clock:
+    ...     _ = jax.jit(lambda x: jnp.sin(x) * 3.0 + 1.0)(jnp.arange(5.0))
+    >>> clock.seconds > 0.0
+    True
+    """
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.compiles = 0
+        self._lock = threading.Lock()
+
+    def _listen(self, event: str, duration: float, **_: object) -> None:
+        if event in COMPILE_EVENTS:
+            with self._lock:
+                self.seconds += float(duration)
+                self.compiles += event == COMPILE_EVENTS[-1]
+
+    def __enter__(self) -> CompileClock:
+        jax.monitoring.register_event_duration_secs_listener(self._listen)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        jax.monitoring.unregister_event_duration_listener(self._listen)

@@ -78,6 +78,16 @@ def test_thin_positions_and_state(gaussian):
 
 
 @pytest.mark.slow
+def test_a_callable_progress_counts_every_step_of_every_chunk():
+    """Warm-up and thinned draws are all counted, chunk by chunk; a steps total that is not a
+    multiple of thin counts the steps actually taken."""
+    t = Phi4(4, 0.5, 1.0)
+    calls = []
+    run_chains(checkerboard(t, 1.0), 1, jnp.zeros((2, 4, 4)), 52, warmup=7, thin=5,
+               target=t, num_chunks=3, progress=calls.append)  # fmt: skip
+    assert sum(calls) == 7 + 50 and len(calls) >= 4, calls
+
+
 def test_same_seed_same_numbers():
     t = Phi4(4, 0.5, 1.0)
 
@@ -230,7 +240,7 @@ class _FlakyGradient:
         return jnp.where(jax.random.uniform(k_nan) < self.p, jnp.nan, draws)
 
 
-@pytest.mark.parametrize("thin", [1, 5])
+@pytest.mark.parametrize("thin", [pytest.param(1, marks=pytest.mark.slow), 5])
 def test_nonfinite_steps_are_counted_over_every_step(gaussian, thin):
     """10 % of the steps get NaN predictions: every one of them is counted (within 4 binomial
     standard errors of 10 % of ALL sampling steps), whatever the thinning. Counting only the

@@ -123,6 +123,7 @@ def test_run_chains_records_noise_stats_and_lp():
     assert "lp" not in stats and stats["out_of_range"].shape == (8, 30)
 
 
+@pytest.mark.slow
 def test_run_chains_tunes_a_traced_step_size():
     x0 = equilibrated_phi4(PHI4, N_CHAINS)[:16]
     idata = run_chains(

@@ -36,6 +36,7 @@ def test_rcnn_shapes_equivariance_and_lattice_sizes():
     assert jnp.allclose(net(phi[0, 0]), out[0, 0], atol=1e-6)
 
 
+@pytest.mark.slow
 def test_rcnn_dropout_only_in_train_mode():
     net = RCNN(channels=8, depth=1, dropout=0.5, rngs=nnx.Rngs(0))
     phi = jax.random.normal(jax.random.key(1), (8, 8))

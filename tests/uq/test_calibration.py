@@ -122,6 +122,7 @@ def test_recalibrated_draws_and_deltas_are_scaled_jointly():
     assert float(dvar[0]) < 0.01 * float(var[0] + var[1])
 
 
+@pytest.mark.slow
 def test_recalibrated_save_load_roundtrip(tmp_path):
     from uqmcmc.nets import MLP
     from uqmcmc.uq.last_layer import BayesianLastLayer

@@ -368,7 +368,7 @@ def test_save_load_predicts_identically(name, fitted, data, tmp_path):
     )
 
 
-@pytest.mark.parametrize("inner", ["last_layer", USER.name])
+@pytest.mark.parametrize("inner", [pytest.param("last_layer", marks=pytest.mark.slow), USER.name])
 def test_recalibrated_backend_meets_the_contract(inner, fitted, data, tmp_path):
     b = Recalibrated(fitted(inner), 2.5)
     assert isinstance(b, UQBackend) and b.name == "recalibrated"

@@ -37,6 +37,7 @@ def test_train_fits_and_records_history():
     assert rmse < 0.1, rmse  # sin(3x) on [-1, 1] has rms ~0.7
 
 
+@pytest.mark.slow
 def test_gaussian_nll_learns_the_noise_level():
     # heteroscedastic noise: sigma = 0.05 for x < 0 and 0.3 for x > 0
     k1, k2 = jax.random.split(jax.random.key(3))

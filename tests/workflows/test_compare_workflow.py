@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -12,6 +13,7 @@ from PIL import Image
 
 from uqmcmc.cli import main
 from uqmcmc.workflows import CompareConfig, run_compare
+from uqmcmc.workflows.compare_chains import planned_chain_steps
 
 #: Backends of the quick run in the tests (the others are covered by their own test files).
 TESTED = ("ensemble", "last_layer")
@@ -43,6 +45,16 @@ def quick_report(tmp_path_factory):
          "--no-progress"]
     )  # fmt: skip
     return code, out
+
+
+@pytest.mark.slow
+def test_the_step_meter_counts_every_planned_chain_step(quick_report):
+    """The display's total (the plan) is what the runs did: the time left is not cut short by
+    a run the plan forgot, nor stretched by one it invented."""
+    code, out = quick_report
+    steps = json.loads((out / "manifest.json").read_text())["chain_steps"]
+    cfg = CompareConfig.quick_config(backends=TESTED, steps=300)
+    assert steps == {"done": planned_chain_steps(cfg), "planned": planned_chain_steps(cfg)}
 
 
 @pytest.mark.slow

@@ -109,6 +109,7 @@ def _uqmcmc(site, *args, cwd):
     )  # fmt: skip
 
 
+@pytest.mark.slow
 def test_unknown_backend_lists_the_registered_ones(user_site, tmp_path):
     proc = _uqmcmc(user_site, "compare", "--backends", "nope", "--out", "x", cwd=tmp_path)
     assert proc.returncode == 2

@@ -69,6 +69,10 @@ class StagedFolder:
     current
         The stage running now: ``"interrupted"`` or ``"failed"`` in the manifest if the run
         stops there.
+    progress
+        A step meter with ``done`` and ``total`` (e.g.
+        :class:`~uqmcmc.workflows.compare_chains.ChainMeter`), recorded in the manifest as
+        ``chain_steps``; ``None``: not recorded.
 
     Examples
     --------
@@ -97,6 +101,7 @@ class StagedFolder:
         self.command, self.settings, self.seed = command, dict(settings), seed
         self.overwrite = bool(overwrite)
         self.timings: dict[str, float] = {}
+        self.progress: Any = None
         self.current: str | None = None
         self.kept: str | None = None
         self.tmp: Path | None = None
@@ -175,6 +180,9 @@ class StagedFolder:
             "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(self.started)),
             "wall_time_s": round(time.time() - self.started, 2),
             "timings": dict(self.timings),
+            "chain_steps": None
+            if self.progress is None
+            else {"done": self.progress.done, "planned": self.progress.total},
             "stages": stages,
             "files": files,
         }

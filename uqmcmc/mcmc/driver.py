@@ -102,7 +102,7 @@ def run_chains(
     target_acceptance: float | None = None,
     record_positions: bool = False,
     num_chunks: int = 20,
-    progress: bool = True,
+    progress: bool | Callable[[int], Any] = True,
     attrs: Mapping[str, Any] | None = None,
     return_state: bool = False,
     devices: Any = None,
@@ -146,7 +146,9 @@ def run_chains(
     num_chunks
         The scan is cut into about this many compiled chunks so the progress bar can advance.
     progress
-        Show a progress bar.
+        ``True``: show a progress bar; a callable: called with the number of steps done after
+        every chunk (one meter can follow several runs, e.g.
+        :class:`~uqmcmc.workflows.compare_chains.ChainMeter`); ``False``: nothing.
     attrs
         Extra attrs to store (sampler name, estimator, ...).
     return_state

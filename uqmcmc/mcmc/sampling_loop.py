@@ -67,7 +67,8 @@ class LoopConfig(NamedTuple):
     num_chunks
         About this many compiled chunks per phase (the progress bar advances between them).
     progress
-        Show a progress bar.
+        ``True``: show a progress bar; or a callable, called with the number of steps just done
+        after every chunk (e.g. a meter shared by several runs); ``False``: nothing.
 
     Examples
     --------
@@ -79,7 +80,7 @@ class LoopConfig(NamedTuple):
     num_draws: int
     thin: int = 1
     num_chunks: int = 20
-    progress: bool = False
+    progress: bool | Callable[[int], Any] = False
 
     @property
     def num_steps(self) -> int:
@@ -344,7 +345,16 @@ def sample_chains(
     start = time.perf_counter()
     states = init_states(shard_leading(positions, mesh), step_size)
     da = replicate(adaptation.init(step_size), mesh)
-    bar = tqdm(total=config.num_steps, unit="step", disable=not config.progress, desc="chains")
+    meter = config.progress if callable(config.progress) else None
+    bar = tqdm(
+        total=config.num_steps, unit="step", disable=config.progress is not True, desc="chains"
+    )
+
+    def advance(n: int) -> None:
+        bar.update(n)
+        if meter is not None:
+            meter(n)
+
     with bar:
         for i, n in enumerate(warm_pieces):
             (states, da), _ = run_chunk(
@@ -352,7 +362,7 @@ def sample_chains(
                 step_size,
             )  # fmt: skip
             jax.block_until_ready(states)
-            bar.update(n)
+            advance(n)
         eps = adaptation.final(da)
         records = []
         for i, n in enumerate(draw_pieces):
@@ -360,5 +370,5 @@ def sample_chains(
                 (states, da), jax.random.fold_in(k_sample, i), n, config.thin, False, True, eps
             )
             records.append(jax.tree.map(lambda a, n=n: a[:n], jax.device_get(rec)))
-            bar.update(n * config.thin)
+            advance(n * config.thin)
     return LoopResult(states, eps, records, time.perf_counter() - start)

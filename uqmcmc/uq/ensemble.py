@@ -97,6 +97,7 @@ class DeepEnsemble(UQBackend):
         self.loss = loss
         self.members: Stacked | None = None
         self.history: dict | None = None
+        self._sharded = False
 
     # -- fitting --------------------------------------------------------------------------
     def _build(self):
@@ -118,8 +119,10 @@ class DeepEnsemble(UQBackend):
     def _compile(self) -> None:
         graphdef = self.members.graphdef
 
+        chunk = self.n_members if self._sharded else None  # split over devices: one vmap
+
         def outputs(state, x):
-            return member_apply(Stacked(graphdef, state), member_mean_var, x)
+            return member_apply(Stacked(graphdef, state), member_mean_var, x, chunk=chunk)
 
         def mean_var(state, x, epistemic_only):
             return mixture_mean_var(*outputs(state, x), epistemic_only)
@@ -155,6 +158,8 @@ class DeepEnsemble(UQBackend):
 
         members = self._require_fit()
         self.members = Stacked(members.graphdef, shard_members(members.state, devices))
+        self._sharded = True
+        self._compile()
         return self
 
     def member(self, i: int) -> nnx.Module:

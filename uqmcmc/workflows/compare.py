@@ -28,6 +28,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from uqmcmc import _arviz
+from uqmcmc._compile_cache import CompileClock
 from uqmcmc.diagnostics.report_folder import StagedFolder
 from uqmcmc.targets import Phi4
 from uqmcmc.uq import registry
@@ -35,12 +36,14 @@ from uqmcmc.uq.base import UQBackend
 from uqmcmc.uq.io import provenance
 from uqmcmc.workflows.compare_chains import (
     EXACT_COUPLED,
+    ChainMeter,
     ChainPlan,
     exact_coupled,
     exact_mala,
     member_runs,
     noise_sweep,
     oracle_pair,
+    planned_chain_steps,
     rule_pair,
 )
 from uqmcmc.workflows.compare_config import CompareConfig
@@ -58,7 +61,9 @@ class CompareResult:
     the seconds per stage; ``members`` the per-draw runs of each backend and ``predictions``
     each backend's ``(mean, var, truth)`` of ``grad S`` on the test split; ``sweep`` the
     noise-sweep runs (``"<backend>/noise<s>/<none|cd>"``); ``evaluations`` each backend's
-    network evaluations per :meth:`predict_mean_var` configuration. See
+    network evaluations per :meth:`predict_mean_var` configuration; ``compilation`` the
+    seconds JAX spent compiling (``seconds``, summed over the worker threads) and the number of
+    XLA compilations (``compiles``), up to the report. See
     :func:`run_compare` for an example.
 
     Examples
@@ -81,6 +86,7 @@ class CompareResult:
     predictions: dict[str, tuple] = field(default_factory=dict)
     sweep: dict[str, Any] = field(default_factory=dict)
     evaluations: dict[str, int] = field(default_factory=dict)
+    compilation: dict[str, float] = field(default_factory=dict)
 
 
 def run_compare(
@@ -154,7 +160,13 @@ def _run_stages(cfg: CompareConfig, out: Path, progress: bool, folder: StagedFol
             timings[name] = round(time.perf_counter() - t0, 2)
             bar.update(1)
 
-    with bar:
+    def show(meter: ChainMeter) -> None:
+        with bar_lock:
+            bar.set_postfix_str(meter.describe(), refresh=True)
+
+    meter = ChainMeter(planned_chain_steps(cfg), on_change=show if progress else None)
+    folder.progress = meter
+    with bar, CompileClock() as clock:
         t0 = stage("exact chain")
         exact = run_exact(
             L=cfg.L, beta=cfg.beta, g=cfg.g, chains=cfg.chains, steps=cfg.exact_steps,
@@ -169,8 +181,10 @@ def _run_stages(cfg: CompareConfig, out: Path, progress: bool, folder: StagedFol
 
         t0 = stage("exact MALA")
         runs: dict[str, Any] = {}
-        control, step_size = exact_mala(ChainPlan(cfg, target, 0.0, equilibrated), k_chain)
-        plan = ChainPlan(cfg, target, step_size, equilibrated)
+        control, step_size = exact_mala(
+            ChainPlan(cfg, target, 0.0, equilibrated, progress=meter), k_chain
+        )
+        plan = ChainPlan(cfg, target, step_size, equilibrated, progress=meter)
         runs["exact-mala"] = control
         done("exact_mala", t0)
 
@@ -237,10 +251,10 @@ def _run_stages(cfg: CompareConfig, out: Path, progress: bool, folder: StagedFol
         t0 = stage("report")
         result = CompareResult(
             cfg, exact, runs, None, None, None, calibration, out=out, members=members,
-            predictions=predictions, sweep=sweep, evaluations=evaluations,
+            predictions=predictions, sweep=sweep, evaluations=evaluations, timings=timings,
+            compilation={"seconds": round(clock.seconds, 2), "compiles": clock.compiles},
         )  # fmt: skip
         write_compare_report(result)
-        result.timings = timings
         done("report", t0)
     (out / "timings.json").write_text(json.dumps(timings, indent=2))
     return result
