@@ -157,6 +157,7 @@ def bare_program(backend: Any, calls, mean_only: bool):
             elif kind == "linear":
                 mean, var = predict_linear(backend, batch, jnp.ones_like(batch))
                 out = mean + var
+            else:
                 mean, var = backend.predict_mean_var(batch)
                 out = mean if mean_only else mean + var
             acc = acc + jnp.mean(out.reshape(-1, *x.shape), axis=0)

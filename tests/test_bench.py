@@ -198,3 +198,30 @@ def test_goals_table_lists_every_goal_and_not_measured_for_missing_sections():
     assert by_key["f"]["measured"] == "section failed"
     md = report.goals_text(report.goals(results), "markdown")
     assert md.startswith("### Goals") and md.count("\n| ") == 2 + len(keys)
+
+
+@pytest.mark.parametrize("mode", ["mean", "draws"])
+def test_bare_program_replays_exactly_the_recorded_calls(mode):
+    """Section 2's bare program makes the step's network calls, no fewer and no more (a call
+    it skips makes every step look slow; one it adds, fast)."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    import jax
+
+    from bench.surrogates import Recorder, bare_program, network_calls
+    from uqmcmc.mcmc import GradientDelta, mala
+    from uqmcmc.targets import Phi4
+    from uqmcmc.uq.exact import ExactSurrogate
+    from uqmcmc.workflows import PENALTY
+
+    backend = ExactSurrogate(Phi4(4, 0.5, 1.0), "grad")
+    n_draws = 4 if mode == "draws" else None
+
+    def algorithm_of(b):
+        return mala(GradientDelta(b, mode=mode, n_draws=n_draws), 0.1, acceptance=PENALTY[mode])
+
+    x = jax.numpy.zeros((4, 4))
+    calls = network_calls(backend, algorithm_of, x)
+    rec = Recorder(backend)
+    jax.eval_shape(bare_program(rec, calls, mean_only=mode == "draws"), jax.random.key(0), x)
+    assert rec.calls == calls and len(calls) == (1 if mode == "mean" else 2), calls

@@ -13,7 +13,7 @@ from PIL import Image
 
 from uqmcmc.cli import main
 from uqmcmc.workflows import CompareConfig, run_compare
-from uqmcmc.workflows.compare_chains import planned_chain_steps
+from uqmcmc.workflows.compare_progress import planned_chain_steps
 
 #: Backends of the quick run in the tests (the others are covered by their own test files).
 TESTED = ("ensemble", "last_layer")

@@ -71,7 +71,7 @@ class StagedFolder:
         stops there.
     progress
         A step meter with ``done`` and ``total`` (e.g.
-        :class:`~uqmcmc.workflows.compare_chains.ChainMeter`), recorded in the manifest as
+        :class:`~uqmcmc.workflows.compare_progress.ChainMeter`), recorded in the manifest as
         ``chain_steps``; ``None``: not recorded.
 
     Examples

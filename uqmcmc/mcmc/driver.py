@@ -148,7 +148,7 @@ def run_chains(
     progress
         ``True``: show a progress bar; a callable: called with the number of steps done after
         every chunk (one meter can follow several runs, e.g.
-        :class:`~uqmcmc.workflows.compare_chains.ChainMeter`); ``False``: nothing.
+        :class:`~uqmcmc.workflows.compare_progress.ChainMeter`); ``False``: nothing.
     attrs
         Extra attrs to store (sampler name, estimator, ...).
     return_state

@@ -36,17 +36,16 @@ from uqmcmc.uq.base import UQBackend
 from uqmcmc.uq.io import provenance
 from uqmcmc.workflows.compare_chains import (
     EXACT_COUPLED,
-    ChainMeter,
     ChainPlan,
     exact_coupled,
     exact_mala,
     member_runs,
     noise_sweep,
     oracle_pair,
-    planned_chain_steps,
     rule_pair,
 )
 from uqmcmc.workflows.compare_config import CompareConfig
+from uqmcmc.workflows.compare_progress import ChainMeter, planned_chain_steps
 from uqmcmc.workflows.compare_report import write_compare_report
 from uqmcmc.workflows.exact import run_exact
 

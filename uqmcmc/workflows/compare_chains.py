@@ -12,8 +12,6 @@ draw. Each run alone samples what it samples without the coupling."""
 from __future__ import annotations
 
 import math
-import threading
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,7 +46,7 @@ class ChainPlan:
     MALA step size (tuned by the exact control), the equilibrated exact configurations the
     chains start from (``equilibrated``: ``(chain, draw, L, L)``; ``x0`` one per chain) and
     the driver's keyword arguments (``common``); ``progress`` is the driver's (e.g. a
-    :class:`ChainMeter` every run advances).
+    :class:`~uqmcmc.workflows.compare_progress.ChainMeter` every run advances).
 
     Examples
     --------
@@ -76,71 +74,6 @@ class ChainPlan:
     def x0(self) -> jax.Array:
         """One start per chain: the last equilibrated configuration of each exact chain."""
         return jnp.asarray(self.equilibrated[:, -1])
-
-
-def planned_chain_steps(cfg: CompareConfig) -> int:
-    """Kernel steps (warm-up included, per chain set whatever its number of chains and
-    variants) of every MALA run of a compare job: the exact control and its coupled twin, the
-    positive control, both estimator modes and the per-draw chains of every backend, and the
-    noise sweep; the total a :class:`ChainMeter` counts towards.
-
-    Examples
-    --------
-    >>> cfg = CompareConfig(steps=100, warmup=20, thin=2, member_steps=50, backends=("ensemble",))
-    >>> planned_chain_steps(cfg)  # 3 controls, 2 modes and the sweep of 120 steps; 70 per draw
-    790
-    """
-    backends = tuple(cfg.backends)
-    run = cfg.warmup + (cfg.steps // cfg.thin) * cfg.thin
-    member = cfg.warmup + (cfg.member_steps // cfg.thin) * cfg.thin
-    sweep = cfg.swept_backend is not None
-    return (3 + 2 * len(backends) + sweep) * run + len(backends) * member
-
-
-class ChainMeter:
-    """Chain steps done out of all planned, counted by every run of a job (pass it as the
-    driver's ``progress``; thread-safe), and the time left at the rate measured so far.
-
-    Examples
-    --------
-    >>> meter = ChainMeter(1000)
-    >>> meter(250)
-    >>> meter.done, meter.describe(now=meter.started + 10.0)
-    (250, 'chain steps 250/1,000, about 30 s left')
-    """
-
-    def __init__(self, total: int, on_change: Callable[[ChainMeter], Any] | None = None):
-        self.total = int(total)
-        self.done = 0
-        self.started: float | None = None
-        self._on_change = on_change
-        self._lock = threading.Lock()
-
-    def __call__(self, n: int) -> None:
-        with self._lock:
-            if self.started is None:  # the clock starts with the first chunk, after a compile
-                self.started = time.perf_counter()
-            self.done += int(n)
-        if self._on_change is not None:
-            self._on_change(self)
-
-    def describe(self, now: float | None = None) -> str:
-        """``chain steps <done>/<total>, about <t> left`` (the rate: steps done per second
-        since the first chunk, every run side by side)."""
-        text = f"chain steps {self.done:,}/{self.total:,}"
-        now = time.perf_counter() if now is None else now
-        if self.started is None or self.done == 0 or now <= self.started:
-            return text
-        left = max(self.total - self.done, 0) * (now - self.started) / self.done
-        return f"{text}, about {_duration(left)} left"
-
-
-def _duration(seconds: float) -> str:
-    """``45 s``, ``3 min``, ``1 h 05 min``."""
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    minutes = round(seconds / 60)
-    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
 
 
 def per_draw_algorithm(
