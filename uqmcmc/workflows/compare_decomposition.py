@@ -110,16 +110,20 @@ def plot_decomposition(table):
 
 def decomposition_summary(table, observable: str = "sd"):
     """The decomposition of one observable as one row per backend and one column per effect,
-    each cell ``difference ± error`` and its verdict: the report's first table.
+    each cell ``difference ± error`` and its verdict: the report's first table. Two coupled
+    chains that agree in every draw (a penalty too small to change any decision) read
+    ``0 (identical draws)``.
 
     Examples
     --------
     >>> import pandas as pd
-    >>> table = pd.DataFrame({"group": ["b", "b"], "effect": ["frozen error", "noise"],
-    ...     "observable": ["sd", "sd"], "difference": [0.05, 0.001], "error": [0.01, 0.01],
-    ...     "detected": [True, False], "mdb": [0.04, 0.04]})
-    >>> decomposition_summary(table).to_dict("records")
-    [{'backend': 'b', 'frozen error': '0.05 ± 0.01 detected', 'noise': '0.001 ± 0.01 (< 0.04)'}]
+    >>> table = pd.DataFrame({"group": ["b"] * 3,
+    ...     "effect": ["frozen error", "noise", "penalty on the mean"], "observable": ["sd"] * 3,
+    ...     "difference": [0.05, 0.001, 0.0], "error": [0.01, 0.01, 0.0],
+    ...     "detected": [True, False, False], "mdb": [0.04, 0.04, 0.0]})
+    >>> decomposition_summary(table).to_dict("records")  # doctest: +NORMALIZE_WHITESPACE
+    [{'backend': 'b', 'frozen error': '0.05 ± 0.01 detected', 'noise': '0.001 ± 0.01 (< 0.04)',
+      'penalty on the mean': '0 (identical draws)'}]
     """
     import pandas as pd
 
@@ -130,6 +134,9 @@ def decomposition_summary(table, observable: str = "sd"):
         cells = {"backend": backend}
         for _, r in sub.set_index("effect").reindex(effects).iterrows():
             if pd.isna(r["difference"]):
+                continue
+            if r["difference"] == 0 and r["error"] == 0:
+                cells[r.name] = "0 (identical draws)"
                 continue
             verdict = "detected" if r["detected"] else f"(< {r['mdb']:.2g})"
             cells[r.name] = f"{r['difference']:.2g} ± {r['error']:.2g} {verdict}"
