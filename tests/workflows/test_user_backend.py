@@ -121,9 +121,12 @@ def test_user_backend_runs_through_compare(user_site, tmp_path):
     (tmp_path / "tiny.toml").write_text(textwrap.dedent(SETTINGS))
     proc = _uqmcmc(
         user_site, "compare", "--backends", "site_linear", "--config", "tiny.toml", "--out",
-        "report", "--no-progress", cwd=tmp_path,
+        "report", cwd=tmp_path,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
+    # the display (progress on: the command's default): stages, chain steps, time left
+    assert "stages [" in proc.stderr and "chain steps" in proc.stderr, proc.stderr[-2000:]
+    assert " left" in proc.stderr, proc.stderr[-2000:]
     table = pd.read_csv(tmp_path / "report" / "comparison.csv")
     runs = set(table["run"])
     assert {f"site_linear/{m}/{r}" for m in ("mean", "draws") for r in ("none", "cd")} <= runs

@@ -145,7 +145,11 @@ def _run_stages(cfg: CompareConfig, out: Path, progress: bool, folder: StagedFol
     timings: dict[str, float] = folder.timings
     # + the positive control, the noise sweep and the report
     n_stages = 3 + 2 * len(cfg.backends) + 2 + bool(cfg.swept_backend)
-    bar = tqdm(total=n_stages, unit="stage", disable=not progress, desc="compare")
+    # No ETA from the stage rate (stages differ 100-fold): the chain meter's time left instead.
+    bar = tqdm(
+        total=n_stages, disable=not progress, desc="compare",
+        bar_format="{desc} {n_fmt}/{total_fmt} stages [{elapsed}]{postfix}",
+    )  # fmt: skip
 
     def stage(name: str):
         folder.current = name
