@@ -15,7 +15,7 @@ from uqmcmc.uq._checks import check_inputs
 from uqmcmc.uq.base import UQBackend
 from uqmcmc.uq.io import ModelSpec, load_state, restore_module, save_state, state_arrays
 from uqmcmc.uq.losses import LOSSES, with_loss_head
-from uqmcmc.uq.members import member_chunk
+from uqmcmc.uq.members import map_in_chunks, member_chunk
 from uqmcmc.uq.moments import delta_mean_var, linear_mean_var, member_mean_var, mixture_mean_var
 from uqmcmc.uq.rng import as_key, rekey, split_rng
 from uqmcmc.uq.training import train
@@ -140,11 +140,9 @@ class MCDropout(UQBackend):
             return jax.tree.map(lambda a: a.reshape(*batch, *a.shape[1:]), out)
 
         def masks(key, x, n):
+            # masks fused while they fit in cache, like ensemble members
             keys = jax.random.split(key, n)
-            chunk = member_chunk(n, x.size)  # masks fused while they fit in cache
-            if chunk >= n:
-                return jax.vmap(one_mask, in_axes=(0, None))(keys, x)
-            return jax.lax.map(lambda k: one_mask(k, x), keys, batch_size=chunk)
+            return map_in_chunks(lambda k: one_mask(k, x), keys, member_chunk(n, x.size))
 
         self._masks = jax.jit(masks, static_argnums=2)
 

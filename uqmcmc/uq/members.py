@@ -16,7 +16,9 @@ from uqmcmc.uq.rng import as_key
 
 Array = jax.Array
 
-__all__ = ["Stacked", "init_members", "member_apply", "member_chunk", "train_members"]
+__all__ = [
+    "Stacked", "init_members", "member_apply", "member_chunk", "map_in_chunks", "train_members",
+]  # fmt: skip
 
 
 class Stacked(NamedTuple):
@@ -200,7 +202,21 @@ def member_apply(
 
     if chunk is None:
         chunk = member_chunk(n, sum(leaf.size for leaf in jax.tree.leaves(x)))
-    chunk = positive_int("chunk", chunk)
-    if chunk >= n:
-        return jax.vmap(one)(members.state, keys)
-    return jax.lax.map(lambda args: one(*args), (members.state, keys), batch_size=chunk)
+    return map_in_chunks(lambda args: one(*args), (members.state, keys), chunk)
+
+
+def map_in_chunks(fn: Callable[[Any], Any], xs: Any, chunk: int) -> Any:
+    """``fn`` over the leading axis of ``xs``: one ``vmap`` when ``chunk`` covers it, else
+    ``lax.map`` over fused chunks of ``chunk`` (the layout :func:`member_chunk` picks).
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> xs = jnp.arange(5.0)
+    >>> [map_in_chunks(lambda v: 2 * v, xs, c).tolist() for c in (5, 2)]
+    [[0.0, 2.0, 4.0, 6.0, 8.0], [0.0, 2.0, 4.0, 6.0, 8.0]]
+    """
+    n = jax.tree.leaves(xs)[0].shape[0]
+    if positive_int("chunk", chunk) >= n:
+        return jax.vmap(fn)(xs)
+    return jax.lax.map(fn, xs, batch_size=chunk)

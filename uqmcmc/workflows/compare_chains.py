@@ -327,9 +327,6 @@ def member_runs(plan: ChainPlan, name: str, backend: Any, key: jax.Array, index:
         k_pick, flat.shape[0], (cfg.member_chains, k),
         replace=flat.shape[0] < cfg.member_chains * k,
     )  # fmt: skip
-    idata = run_chains(
-        alg, k_run, jnp.asarray(flat)[pick], cfg.member_steps, warmup=cfg.warmup,
-        thin=cfg.thin, target=target, progress=plan.common.get("progress", False),
-    )  # fmt: skip
+    idata = run_chains(alg, k_run, jnp.asarray(flat)[pick], cfg.member_steps, **plan.common)
     attrs = {"backend": name, "mode": "fixed-draw", "acceptance": "none"}
     return split_batched(idata, [{**attrs, "draw": d} for d in range(k)])
