@@ -11,6 +11,7 @@ every batch size: see :mod:`uqmcmc.mcmc.sharding`).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
@@ -22,6 +23,7 @@ from blackjax.base import SamplingAlgorithm
 from uqmcmc._validation import positive, positive_int
 from uqmcmc.mcmc.adaptation import StepSizeAdaptation, dual_averaging, fixed_step_size
 from uqmcmc.mcmc.batched import BatchedAlgorithm, batch_size
+from uqmcmc.mcmc.checkpoint import Checkpoint
 from uqmcmc.mcmc.sampling_loop import Build, LoopConfig, make_recorder, sample_chains
 from uqmcmc.mcmc.sharding import chain_mesh
 from uqmcmc.mcmc.to_arviz import run_attrs, to_arviz
@@ -106,6 +108,7 @@ def run_chains(
     attrs: Mapping[str, Any] | None = None,
     return_state: bool = False,
     devices: Any = None,
+    checkpoint: str | os.PathLike | None = None,
 ):
     """Run many chains of one algorithm with ``vmap`` and chunked ``lax.scan``.
 
@@ -163,6 +166,17 @@ def run_chains(
         devices, and so are the draws up to XLA's rounding of per-chain sums, which on CPU can
         depend on the number of chains per device (identical for phi^4 up to L = 8);
         ``num_devices`` is recorded in the attrs.
+    checkpoint
+        A folder (created if absent) to checkpoint the run in (:mod:`uqmcmc.mcmc.checkpoint`):
+        after every chunk the kernel states, the adaptation state, the step size and the chunk
+        index go to ``state.npz``, and every sampling chunk's draws to its own
+        ``draws-NNNNN.npz`` instead of memory (read back at the end). If the folder already
+        holds a state, the run continues after its last finished chunk and returns the same
+        draws, bit for bit, as an uninterrupted run with the same key; a state written with
+        another key, ``num_steps``, ``warmup``, ``thin``, ``num_chunks``, number of chains,
+        position shape, starting ``step_size``, ``target_acceptance`` or other recorded
+        variables is refused (``ValueError`` naming it). The algorithm and the target are not
+        checked: resume with the same ones. A finished checkpoint returns its run again.
 
     Returns
     -------
@@ -185,6 +199,26 @@ def run_chains(
     ...                  warmup=50, target=target, progress=False, devices=1)
     >>> bool((one.posterior["abs_m"] == idata.posterior["abs_m"]).all())  # any device count
     True
+
+    With a checkpoint folder, a run stopped part-way (here by its progress callable, as Ctrl-C
+    would) continues where it stopped, with the draws of an uninterrupted run:
+
+    >>> import tempfile
+    >>> def stop_at_third_chunk(n, calls=[]):
+    ...     calls.append(n)
+    ...     if len(calls) == 3:
+    ...         raise KeyboardInterrupt
+    >>> args = (checkerboard(target, 1.0), 0, jnp.zeros((4, 4, 4)), 200)
+    >>> folder = tempfile.mkdtemp()
+    >>> try:
+    ...     run_chains(*args, warmup=50, target=target, progress=stop_at_third_chunk,
+    ...                checkpoint=folder)
+    ... except KeyboardInterrupt:
+    ...     print("stopped after 3 chunks")
+    stopped after 3 chunks
+    >>> resumed = run_chains(*args, warmup=50, target=target, progress=False, checkpoint=folder)
+    >>> bool((resumed.posterior["abs_m"] == idata.posterior["abs_m"]).all())
+    True
     """
     num_steps = positive_int("num_steps", num_steps)
     warmup = positive_int("warmup", warmup, minimum=0)
@@ -206,6 +240,21 @@ def run_chains(
         dims = dict(getattr(target, "observable_dims", {}) or {})
     stat_shape = (n_chains,) if batch is None else (n_chains, batch)
     mesh = chain_mesh(n_chains, devices)
+    if checkpoint is not None:
+        checkpoint = Checkpoint(
+            checkpoint,
+            {
+                "num_chains": n_chains,
+                "position_shape": np.asarray(positions.shape[1:], np.int64),
+                "num_steps": num_steps,
+                "warmup": warmup,
+                "thin": thin,
+                "num_chunks": num_chunks,
+                "key": jax.random.key_data(key),
+                "step_size": float(resolved.step_size),
+                "target_acceptance": np.nan if target_acceptance is None else target_acceptance,
+            },
+        )
 
     result = sample_chains(
         resolved.build,
@@ -216,6 +265,7 @@ def run_chains(
         make_recorder(observables, stat_shape, record_positions),
         LoopConfig(warmup, num_steps // thin, thin, num_chunks, progress),
         mesh,
+        checkpoint,
     )
     settings = {
         "num_chains": n_chains,

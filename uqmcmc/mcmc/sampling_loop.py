@@ -5,6 +5,12 @@ progress bar can advance between them; one chunk program serves warm-up and samp
 chunk length, so a run compiles its kernel step once. What is recorded per kept draw is the
 ``record(states, info)`` function of :func:`make_recorder`.
 
+Every chunk draws its random numbers from ``fold_in(k_warm, i)`` or ``fold_in(k_sample, i)``
+for its index ``i`` alone, so a run can stop after any chunk and continue later: given a
+:class:`~uqmcmc.mcmc.checkpoint.Checkpoint`, the loop saves its state after every chunk and
+its draws to disk, and resumes after the last finished chunk, bit-identical to an
+uninterrupted run.
+
 Given a ``mesh`` (:func:`uqmcmc.mcmc.sharding.chain_mesh`), the chain axis of the positions,
 states, per-chain keys and Info is split over its devices. The per-chain keys are split for
 all chains first and only then placed, and the mean acceptance the step-size adaptation sees
@@ -25,6 +31,7 @@ import jax.numpy as jnp
 from tqdm.auto import tqdm
 
 from uqmcmc.mcmc.adaptation import StepSizeAdaptation
+from uqmcmc.mcmc.checkpoint import Checkpoint
 from uqmcmc.mcmc.sharding import (
     constrain_leading,
     constrain_replicated,
@@ -97,9 +104,11 @@ class LoopResult(NamedTuple):
         The step size the draws were made with (adapted or fixed).
     records
         One dict ``{"obs": ..., "stats": ...}`` of host arrays per sampling chunk, each leaf
-        with the chunk's draws on its leading axis.
+        with the chunk's draws on its leading axis; with a checkpoint, ONE such dict of all the
+        draws read back from its files, shaped ``(chain, draw, ...)``.
     wall_time
-        Seconds from the initial states to the last draw (compilation included).
+        Seconds from the initial states to the last draw (compilation included; with a
+        checkpoint, summed over the sessions of the run).
 
     Examples
     --------
@@ -111,6 +120,14 @@ class LoopResult(NamedTuple):
     step_size: Any
     records: list[dict[str, dict[str, Any]]]
     wall_time: float
+
+
+class _Saved(NamedTuple):
+    """What a checkpoint saves after every chunk (its leaves are named after these fields)."""
+
+    states: Any
+    adapt: Any
+    step_size: Any
 
 
 def chunk_sizes(total: int, num_chunks: int) -> list[int]:
@@ -285,6 +302,7 @@ def sample_chains(
     record: Recorder,
     config: LoopConfig,
     mesh: Any = None,
+    checkpoint: Checkpoint | None = None,
 ) -> LoopResult:
     """Initialise one chain per position, warm up, then sample and record.
 
@@ -309,6 +327,13 @@ def sample_chains(
         A one-axis ``jax.sharding.Mesh`` whose size divides the number of chains
         (:func:`uqmcmc.mcmc.sharding.chain_mesh`): the chain axis is split over its devices.
         ``None``: no sharding (one device).
+    checkpoint
+        A :class:`~uqmcmc.mcmc.checkpoint.Checkpoint`: after every chunk the states, the
+        adaptation state and the step size are saved (gathered on the host; placed on the mesh
+        again when read), and every sampling chunk's records go to their own file instead of
+        memory, read back at the end. A checkpoint that holds a state resumes after its last
+        finished chunk: the chunks' keys are ``fold_in(k_warm | k_sample, i)`` whichever session
+        runs chunk ``i``, so the draws are bit-identical to an uninterrupted run.
 
     Examples
     --------
@@ -345,9 +370,37 @@ def sample_chains(
     start = time.perf_counter()
     states = init_states(shard_leading(positions, mesh), step_size)
     da = replicate(adaptation.init(step_size), mesh)
+    warm_from, draw_from, eps, earlier = 0, 0, None, 0.0
+    if checkpoint is not None:
+        # what one draw records and the types a chunk carries on, from the chunk program's
+        # trace (shared with its first call)
+        (carried, carried_da), buf = jax.eval_shape(
+            run_chunk, (states, da), k_warm, 1, 1, adaptation.tunes, False, step_size
+        )
+        per_draw = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), buf)
+        saved = checkpoint.resume(
+            _Saved(states, da, adaptation.final(da)),
+            {"warmup": len(warm_pieces), "sample": len(draw_pieces)},
+            per_draw,
+            like=_Saved(carried, carried_da, jax.eval_shape(adaptation.final, carried_da)),
+        )
+        if saved is not None:  # gathered on the host when saved: placed again
+            states = shard_leading(saved.tree.states, mesh)
+            da = replicate(saved.tree.adapt, mesh)
+            earlier = saved.wall_time
+            if saved.phase == "warmup":
+                warm_from = saved.chunk + 1
+            else:
+                warm_from, draw_from = len(warm_pieces), saved.chunk + 1
+                eps = replicate(saved.tree.step_size, mesh)
+    done = sum(warm_pieces[:warm_from]) + config.thin * sum(draw_pieces[:draw_from])
     meter = config.progress if callable(config.progress) else None
     bar = tqdm(
-        total=config.num_steps, unit="step", disable=config.progress is not True, desc="chains"
+        total=config.num_steps,
+        initial=done,
+        unit="step",
+        disable=config.progress is not True,
+        desc="chains",
     )
 
     def advance(n: int) -> None:
@@ -355,20 +408,39 @@ def sample_chains(
         if meter is not None:
             meter(n)
 
+    def elapsed() -> float:
+        return earlier + time.perf_counter() - start
+
     with bar:
-        for i, n in enumerate(warm_pieces):
+        if meter is not None and done:
+            meter(done)  # a resumed run's meter starts at the steps already done
+        for i in range(warm_from, len(warm_pieces)):
+            n = warm_pieces[i]
             (states, da), _ = run_chunk(
                 (states, da), jax.random.fold_in(k_warm, i), n, 1, adaptation.tunes, False,
                 step_size,
             )  # fmt: skip
             jax.block_until_ready(states)
+            if checkpoint is not None:
+                checkpoint.save("warmup", i, _Saved(states, da, adaptation.final(da)), elapsed())
             advance(n)
-        eps = adaptation.final(da)
+        if eps is None:
+            eps = adaptation.final(da)
         records = []
-        for i, n in enumerate(draw_pieces):
+        for i in range(draw_from, len(draw_pieces)):
+            n = draw_pieces[i]
             (states, da), rec = run_chunk(
                 (states, da), jax.random.fold_in(k_sample, i), n, config.thin, False, True, eps
             )
-            records.append(jax.tree.map(lambda a, n=n: a[:n], jax.device_get(rec)))
+            rec = jax.tree.map(lambda a, n=n: a[:n], jax.device_get(rec))
+            if checkpoint is None:
+                records.append(rec)
+            else:  # the draws on disk first, then the state that counts them
+                checkpoint.save_draws(i, rec)
+                checkpoint.save("sample", i, _Saved(states, da, eps), elapsed())
+            del rec
             advance(n * config.thin)
-    return LoopResult(states, eps, records, time.perf_counter() - start)
+    wall_time = elapsed()
+    if checkpoint is not None:
+        records = checkpoint.read_draws(draw_pieces)
+    return LoopResult(states, eps, records, wall_time)

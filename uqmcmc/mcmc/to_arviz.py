@@ -3,8 +3,9 @@
 :func:`~uqmcmc.mcmc.sampling_loop.sample_chains` returns one record per sampling chunk, each
 ``{"obs": {name: (draws, chains, ...)}, "stats": {name: (draws, chains, ...)}}``;
 :func:`to_arviz` concatenates them into ``posterior`` and ``sample_stats`` with ArviZ's
-``(chain, draw, ...)`` layout, names the dims of whole positions and of the variants of a batched
-run, and stores the attrs; :func:`run_attrs` builds those.
+``(chain, draw, ...)`` layout (or takes them so laid out, as a checkpointed run reads them
+back), names the dims of whole positions and of the variants of a batched run, and stores the
+attrs; :func:`run_attrs` builds those.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ def run_attrs(
 
 
 def to_arviz(
-    records: Sequence[Mapping[str, Mapping[str, Any]]],
+    records: Sequence[Mapping[str, Mapping[str, Any]]] | Mapping[str, Mapping[str, Any]],
     dims: Mapping[str, list[str]],
     attrs: Mapping[str, Any],
     *,
@@ -75,7 +76,10 @@ def to_arviz(
     Parameters
     ----------
     records
-        The chunks of :class:`~uqmcmc.mcmc.sampling_loop.LoopResult` ``.records``.
+        The chunks of :class:`~uqmcmc.mcmc.sampling_loop.LoopResult` ``.records``, each
+        ``(draw, chain, ...)``; or ONE dict ``{"obs": ..., "stats": ...}`` of arrays already
+        shaped ``(chain, draw, ...)`` (what a checkpointed run reads back from its files),
+        used without a copy.
     dims
         ArviZ dims of non-scalar observables, e.g. ``{"G": ["r"]}``.
     attrs
@@ -92,8 +96,14 @@ def to_arviz(
     >>> idata = to_arviz(records, {"x": ["coord"]}, {"seed": 0})
     >>> idata.posterior["x"].dims, idata.sample_stats["lp"].shape
     (('chain', 'draw', 'coord'), (4, 5))
+    >>> stacked = {"obs": {"x": np.zeros((4, 5, 2))}, "stats": {"lp": np.zeros((4, 5))}}
+    >>> to_arviz(stacked, {"x": ["coord"]}, {}).posterior["x"].shape  # already (chain, draw)
+    (4, 5, 2)
     """
-    posterior, stats = stack_records(records, "obs"), stack_records(records, "stats")
+    if isinstance(records, Mapping):
+        posterior, stats = dict(records["obs"]), dict(records["stats"])
+    else:
+        posterior, stats = stack_records(records, "obs"), stack_records(records, "stats")
     if record_positions:
         n_sites = posterior["position"].ndim - 2 - (batch_size is not None)
         dims = {**dims, "position": [f"site_{i}" for i in range(n_sites)]}
