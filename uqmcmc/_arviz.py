@@ -99,12 +99,19 @@ def save(idata, path, *, drop: tuple[str, ...] = ()) -> None:
     idata.to_netcdf(str(path))
 
 
-def load(path):
-    """Read what :func:`save` wrote."""
+def load(path, *, eager: bool = False):
+    """Read what :func:`save` wrote; ``eager``: every array in memory and the file closed (it
+    may then be moved or removed)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         if ARVIZ_MAJOR < 1:
+            if eager:
+                with az.rc_context({"data.load": "eager"}):
+                    return az.from_netcdf(str(path))
             return az.from_netcdf(str(path))
+        if eager:
+            with xr.open_datatree(str(path)) as tree:
+                return tree.load()
         return xr.open_datatree(str(path))
 
 

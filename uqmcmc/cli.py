@@ -13,6 +13,7 @@ from uqmcmc.workflows import (
     BACKENDS,
     CompareConfig,
     ExactConfig,
+    describe_exact,
     format_comparison,
     format_table,
     run_compare,
@@ -50,27 +51,42 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument(
         "--overwrite", action="store_true", help="replace a non-empty --out of an earlier run"
     )
+    ex.add_argument(
+        "--resume",
+        metavar="DIR",
+        help="continue an unfinished run from its last checkpoint, with its own settings: DIR "
+        "is its --out, or the OUT.incomplete folder kept after an error or Ctrl-C",
+    )
     cmp = sub.add_parser(
         "compare",
         help="surrogate chains of every UQ backend against the exact chain, with a report",
     )
-    cmp.add_argument("--L", type=int, help="lattice size (default 8)")
-    cmp.add_argument("--beta", type=_finite_float, help="hopping (default 0.7)")
-    cmp.add_argument("--g", type=_finite_float, help="quartic coupling (default 1)")
+    d = CompareConfig()
+    cmp.add_argument("--L", type=int, help=f"lattice size (default {d.L})")
+    cmp.add_argument("--beta", type=_finite_float, help=f"hopping (default {d.beta:g})")
+    cmp.add_argument("--g", type=_finite_float, help=f"quartic coupling (default {d.g:g})")
     cmp.add_argument(
         "--backends",
         help="comma-separated backend names (default: " + ",".join(BACKENDS) + "; also any "
         "backend registered through the 'uqmcmc.backends' entry points)",
     )
-    cmp.add_argument("--steps", type=int, help="MALA steps per surrogate chain (default 6000)")
-    cmp.add_argument("--chains", type=int, help="chains per run (default 16)")
-    cmp.add_argument("--seed", type=int, help="random seed (default 0)")
-    cmp.add_argument("--out", help="report folder (default uqmcmc-report)")
+    cmp.add_argument(
+        "--steps", type=int, help=f"MALA steps per surrogate chain (default {d.steps})"
+    )
+    cmp.add_argument("--chains", type=int, help=f"chains per run (default {d.chains})")
+    cmp.add_argument("--seed", type=int, help=f"random seed (default {d.seed})")
+    cmp.add_argument("--out", help=f"report folder (default {d.out})")
     cmp.add_argument("--quick", action="store_true", help="a short version (~3 min)")
     cmp.add_argument("--config", help="TOML file of settings (command-line options win)")
     cmp.add_argument("--no-progress", action="store_true", help="hide the progress display")
     cmp.add_argument(
         "--overwrite", action="store_true", help="replace a non-empty --out of an earlier run"
+    )
+    cmp.add_argument(
+        "--resume",
+        metavar="DIR",
+        help="continue an unfinished run with its own settings: DIR is its --out, or the "
+        "OUT.incomplete folder kept after an error or Ctrl-C",
     )
     return parser
 
@@ -104,6 +120,21 @@ def _compare_config(args) -> tuple[CompareConfig, dict[str, str]]:
     if overrides.pop("quick", False):
         return CompareConfig.quick_config(**overrides), words
     return CompareConfig(**overrides), words
+
+
+def _check_resume(parser: argparse.ArgumentParser, args) -> None:
+    """``--resume`` takes the settings the run started with: refuse options that set others
+    (any option but ``--resume`` and ``--no-progress`` given a value other than its default)."""
+    defaults = vars(parser.parse_args([args.command]))
+    given = [
+        _option(k)
+        for k, v in vars(args).items()
+        if k not in ("command", "resume", "no_progress") and v != defaults[k]
+    ]
+    if given:
+        raise ValueError(
+            f"--resume continues a run with the settings it started with: drop {', '.join(given)}"
+        )
 
 
 def _exit_at_once(code: int) -> None:
@@ -145,29 +176,27 @@ def main(argv: list[str] | None = None) -> int:
                                       "step_size", "seed", "out")}  # fmt: skip
     try:
         if args.command == "exact":
-            cfg = ExactConfig(
-                L=args.L,
-                beta=args.beta,
-                g=args.g,
-                chains=args.chains,
-                steps=args.steps,
-                warmup=args.warmup,
-                thin=args.thin,
-                step_size=args.step_size,
-                seed=args.seed,
-                out=args.out,
-            )
-            res = run_exact(cfg, progress=not args.no_progress, overwrite=args.overwrite)
-            print(
-                f"phi^4 L={args.L} beta={args.beta} g={args.g}: {args.chains} chains x "
-                f"{args.steps} sweeps (thin {args.thin}), exact checkerboard Metropolis"
-            )
+            if args.resume is not None:
+                _check_resume(parser, args)
+                res = run_exact(progress=not args.no_progress, resume=args.resume)
+            else:
+                cfg = ExactConfig(
+                    L=args.L, beta=args.beta, g=args.g, chains=args.chains, steps=args.steps,
+                    warmup=args.warmup, thin=args.thin, step_size=args.step_size,
+                    seed=args.seed, out=args.out,
+                )  # fmt: skip
+                res = run_exact(cfg, progress=not args.no_progress, overwrite=args.overwrite)
+            print(describe_exact(res))
             print(format_table(res.rows))
             print(f"wrote {res.path}")
         elif args.command == "compare":
-            cfg, words = _compare_config(args)
-            res = run_compare(cfg.validate(), progress=not args.no_progress,
-                              overwrite=args.overwrite)  # fmt: skip
+            if args.resume is not None:
+                _check_resume(parser, args)
+                res = run_compare(progress=not args.no_progress, resume=args.resume)
+            else:
+                cfg, words = _compare_config(args)
+                res = run_compare(cfg.validate(), progress=not args.no_progress,
+                                  overwrite=args.overwrite)  # fmt: skip
             print(format_comparison(res.comparison))
             print(f"report: {res.out / 'report.html'} (and report.md, CSV, netCDF per run)")
     except (ValueError, OSError, TypeError) as err:

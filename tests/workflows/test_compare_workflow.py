@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import re
 
-import numpy as np
 import pandas as pd
 import pytest
 from _browser import CHROMIUM, probe_page
 from PIL import Image
 
 from uqmcmc.cli import main
-from uqmcmc.workflows import CompareConfig, run_compare
+from uqmcmc.workflows import CompareConfig
 from uqmcmc.workflows.compare_progress import planned_chain_steps
 
 #: Backends of the quick run in the tests (the others are covered by their own test files).
@@ -23,6 +22,7 @@ SECTIONS = (
     "Controls and power",
     "Noise sweep (last_layer)",
     "Efficiency",
+    "Delayed acceptance: exact at surrogate cost",
     "Bias decomposition",
     "Settings",
     "Comparison with the exact chain",
@@ -70,8 +70,9 @@ def test_quick_compare_writes_every_section(quick_report, capsys):
     # the summary first (findings, the decomposition of sd and its figure), then the controls,
     # the noise sweep and the efficiency, the full tables after, the settings last
     heads = re.findall(r"^## (.+)$", md, re.M)
-    assert heads[:5] == ["Summary", "Controls and power", "Noise sweep (last_layer)",
-                         "Efficiency", "Bias decomposition"], heads  # fmt: skip
+    assert heads[:6] == ["Summary", "Controls and power", "Noise sweep (last_layer)",
+                         "Efficiency", "Delayed acceptance: exact at surrogate cost",
+                         "Bias decomposition"], heads  # fmt: skip
     assert heads[-1] == "Settings", heads
     assert heads.index("Comparison with the exact chain") < heads.index("Trace plots")
     comparison = pd.read_csv(out / "comparison.csv")
@@ -81,6 +82,12 @@ def test_quick_compare_writes_every_section(quick_report, capsys):
         for variant in ("mean/none", "mean/cd", "draws/none", "draws/cd"):
             assert f"{backend}/{variant}" in runs
         assert (out / "backends" / backend).is_dir()
+        assert f"{backend}/delayed" in runs  # the third control
+    delayed = pd.read_csv(out / "delayed.csv").set_index("run")
+    assert delayed.loc["exact-mala", "exact_per_step"] == 2
+    for backend in TESTED:  # one exact action per step the screen passes, none otherwise
+        row = delayed.loc[f"{backend}/delayed"]
+        assert 0.2 < row["exact_per_step"] < 1 and row["correction_acceptance"] > 0.5, row
     assert (out / "exact.nc").exists() and (out / "ensemble_draws_cd.nc").exists()
     sweep = pd.read_csv(out / "noise_sweep.csv")
     assert set(sweep.group) == {"naive", "penalised"} and sweep["sigma"].gt(0).all()
@@ -122,20 +129,6 @@ def test_exact_mala_control_passes(quick_report):
     # variance 1.2-1.8 over 200 repeats), so the stated-level test rejects it ~10% of the time;
     # a broken MALA correction gives |z| in the hundreds. Hence |z| < 4 here.
     assert (control["z"].abs() < 4).all(), control[["observable", "z"]]
-
-
-@pytest.mark.slow
-def test_same_seed_same_numbers(tmp_path):
-    def run(sub):
-        cfg = CompareConfig.quick_config(
-            backends=("last_layer",), steps=60, warmup=40, exact_steps=300, member_steps=60,
-            n_train=16, n_test=4, epochs=2, identity_positions=8, out=str(tmp_path / sub),
-        )  # fmt: skip
-        return run_compare(cfg, progress=False).comparison
-
-    a, b = run("a"), run("b")
-    for column in ("mean", "mcse", "z"):
-        np.testing.assert_array_equal(a[column].to_numpy(), b[column].to_numpy())
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import time
 from collections.abc import Mapping
@@ -61,6 +62,10 @@ class StagedFolder:
         The seed, recorded in the manifest.
     overwrite
         Replace a non-empty folder of the same command.
+    resume
+        An unfinished folder of the same run (``<out>.incomplete``, or the partial folder a
+        killed run left; see :func:`uqmcmc.workflows.resume.find_unfinished`) to
+        continue in: its files are kept and its finished stages' timings carried over.
 
     Attributes
     ----------
@@ -73,6 +78,9 @@ class StagedFolder:
         A step meter with ``done`` and ``total`` (e.g.
         :class:`~uqmcmc.workflows.compare_progress.ChainMeter`), recorded in the manifest as
         ``chain_steps``; ``None``: not recorded.
+    resumable
+        The run can be continued from its kept folder (``uqmcmc <command> --resume``): the
+        message after an error or Ctrl-C then ends with the command that resumes it.
 
     Examples
     --------
@@ -96,6 +104,7 @@ class StagedFolder:
         settings: Mapping[str, Any],
         seed: int,
         overwrite: bool = False,
+        resume: str | os.PathLike | None = None,
     ):
         self.path = Path(out)
         self.command, self.settings, self.seed = command, dict(settings), seed
@@ -105,6 +114,8 @@ class StagedFolder:
         self.current: str | None = None
         self.kept: str | None = None
         self.tmp: Path | None = None
+        self.resumable = False
+        self.resume = None if resume is None else Path(resume)
         self.check()
 
     def check(self) -> None:
@@ -154,13 +165,34 @@ class StagedFolder:
         parent = self.path.absolute().parent
         parent.mkdir(parents=True, exist_ok=True)
         self.tmp = parent / f".{self.path.name}.partial-{os.getpid()}"
-        if self.tmp.exists():
+        if self.tmp.exists() and self.tmp != self.resume:
             shutil.rmtree(self.tmp)
-        self.tmp.mkdir()
+        if self.resume is not None:
+            try:
+                old = json.loads((self.resume / MANIFEST).read_text())
+                self.timings.update(old.get("timings") or {})
+            except (ValueError, OSError, AttributeError):
+                pass
+            if self.resume.absolute() != self.tmp:
+                self.resume.rename(self.tmp)
+        else:
+            self.tmp.mkdir()
+        self.save_progress()
         return self.tmp
 
-    def manifest(self, status: str | None = None) -> dict:
-        """The manifest of the folder being assembled (``status`` of :attr:`current`)."""
+    def save_progress(self) -> None:
+        """Write the manifest of the run so far (status ``running``, no file hashes) into the
+        folder being assembled, so that a killed run can be found and resumed."""
+        if self.tmp is None:
+            return
+        text = json.dumps(self.manifest("running", hashes=False), indent=2)
+        tmp = self.tmp / (MANIFEST + ".tmp")
+        tmp.write_text(text)
+        os.replace(tmp, self.tmp / MANIFEST)
+
+    def manifest(self, status: str | None = None, *, hashes: bool = True) -> dict:
+        """The manifest of the folder being assembled (``status`` of :attr:`current`;
+        ``hashes``: each file's sha256, else the files are not listed)."""
         from uqmcmc._meta import versions
 
         stages = {name: {"status": "done", "seconds": t} for name, t in self.timings.items()}
@@ -168,7 +200,7 @@ class StagedFolder:
             stages[self.current.replace(" ", "_")] = {"status": status, "seconds": None}
         files = {
             str(p.relative_to(self.tmp)): _sha256(p)
-            for p in sorted(self.tmp.rglob("*"))
+            for p in (sorted(self.tmp.rglob("*")) if hashes else ())
             if p.is_file() and p.name != MANIFEST
         }
         return {
@@ -179,6 +211,7 @@ class StagedFolder:
             "versions": versions(),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(self.started)),
             "wall_time_s": round(time.time() - self.started, 2),
+            "overwrite": self.overwrite,
             "timings": dict(self.timings),
             "chain_steps": None
             if self.progress is None
@@ -203,7 +236,7 @@ class StagedFolder:
         where = f" during {self.current}" if self.current else ""
         unchanged = f"{str(self.path)!r} is unchanged"
         try:
-            if any(p.is_file() for p in self.tmp.rglob("*")):
+            if any(p.is_file() and p.name != MANIFEST for p in self.tmp.rglob("*")):
                 (self.tmp / MANIFEST).write_text(json.dumps(self.manifest(status), indent=2))
                 kept = self.path.absolute().parent / f"{self.path.name}.incomplete"
                 if kept.exists():
@@ -212,6 +245,9 @@ class StagedFolder:
                 self.kept = (
                     f"{status}{where}; what was written is kept in {str(kept)!r}, {unchanged}"
                 )
+                if self.resumable:
+                    again = f"uqmcmc {self.command} --resume {shlex.quote(str(kept))}"
+                    self.kept += f"; resume: {again}"
             else:
                 shutil.rmtree(self.tmp, ignore_errors=True)
                 self.kept = f"{status}{where}; nothing was written, {unchanged}"

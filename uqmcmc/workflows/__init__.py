@@ -12,7 +12,14 @@ from uqmcmc.workflows.compare import CompareResult, run_compare
 from uqmcmc.workflows.compare_chains import PENALTY, ChainPlan, per_draw_algorithm
 from uqmcmc.workflows.compare_config import BACKENDS, CompareConfig
 from uqmcmc.workflows.compare_report import format_comparison, write_compare_report
-from uqmcmc.workflows.exact import ExactConfig, ExactResult, exact_table, format_table, run_exact
+from uqmcmc.workflows.exact import (
+    ExactConfig,
+    ExactResult,
+    describe_exact,
+    exact_table,
+    format_table,
+    run_exact,
+)
 from uqmcmc.workflows.training_data import make_dataset
 
 __all__ = [
@@ -25,6 +32,7 @@ __all__ = [
     "CompareResult",
     "ExactConfig",
     "ExactResult",
+    "describe_exact",
     "exact_table",
     "format_comparison",
     "format_table",

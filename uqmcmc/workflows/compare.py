@@ -3,8 +3,9 @@
 ``run_compare(CompareConfig())`` is what ``uqmcmc compare`` runs: exact reference chains, the
 training set (as in Tzivrailis, Rosso, Kawasaki, arXiv:2506.14594: 180 + 20 configurations),
 every UQ backend trained on ``grad S``, for each backend the MALA chains {mean, draws} x {no
-penalty, Ceperley-Dewing} plus one chain set per fixed member / posterior draw, the comparison
-with the exact chain, exact-identity checks, plots and a report folder. Settings live in
+penalty, Ceperley-Dewing} plus one chain set per fixed member / posterior draw and a
+delayed-acceptance control, the comparison with the exact chain, exact-identity checks, plots
+and a report folder. Settings live in
 :mod:`~uqmcmc.workflows.compare_config`, chain runs in :mod:`~uqmcmc.workflows.compare_chains`,
 the report in :mod:`~uqmcmc.workflows.compare_report`.
 """
@@ -15,8 +16,10 @@ import contextlib
 import dataclasses
 import functools
 import json
+import shutil
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -37,6 +40,7 @@ from uqmcmc.uq.io import provenance
 from uqmcmc.workflows.compare_chains import (
     EXACT_COUPLED,
     ChainPlan,
+    delayed_run,
     exact_coupled,
     exact_mala,
     member_runs,
@@ -45,9 +49,15 @@ from uqmcmc.workflows.compare_chains import (
     rule_pair,
 )
 from uqmcmc.workflows.compare_config import CompareConfig
-from uqmcmc.workflows.compare_progress import ChainMeter, planned_chain_steps
+from uqmcmc.workflows.compare_progress import ChainMeter, chain_set_steps, planned_chain_steps
 from uqmcmc.workflows.compare_report import write_compare_report
 from uqmcmc.workflows.exact import run_exact
+from uqmcmc.workflows.resume import (
+    CHECKPOINTS,
+    StageCheckpoints,
+    find_unfinished,
+    resumed_settings,
+)
 
 
 @dataclass
@@ -89,7 +99,11 @@ class CompareResult:
 
 
 def run_compare(
-    cfg: CompareConfig | None = None, *, progress: bool = True, overwrite: bool = False
+    cfg: CompareConfig | None = None,
+    *,
+    progress: bool = True,
+    overwrite: bool = False,
+    resume: str | Path | None = None,
 ) -> CompareResult:
     """Run the whole comparison and write the report folder ``cfg.out``.
 
@@ -101,6 +115,13 @@ def run_compare(
     (``"provenance"``). After an error or Ctrl-C the old folder is untouched and what was
     written is kept in ``<out>.incomplete`` (see
     :class:`~uqmcmc.diagnostics.report_folder.StagedFolder`).
+
+    Every finished stage is checkpointed as it ends (the exact chain, the control, each
+    trained backend, each chain job: :mod:`~uqmcmc.workflows.resume`).
+    ``resume=<folder>`` continues an unfinished run (its ``<out>.incomplete``, the partial
+    folder a killed run left, or ``<out>`` to find either) with the settings it started with
+    (``cfg``, if given, must agree) and computes only what is missing; the report is the same,
+    number for number, as that of an uninterrupted run.
 
     Examples
     --------
@@ -116,6 +137,7 @@ def run_compare(
     ...     print(name)
     exact-mala
     exact-mala/coupled
+    last_layer/delayed
     last_layer/draws/cd
     last_layer/draws/none
     last_layer/mean/cd
@@ -125,11 +147,17 @@ def run_compare(
     >>> (res.out / "report.html").exists(), (res.out / "comparison.csv").exists()
     (True, True)
     """
+    unfinished = None
+    if resume is not None:
+        unfinished = find_unfinished(resume, "compare")
+        cfg, overwrite = resumed_settings(unfinished, CompareConfig, cfg)
     cfg = (cfg or CompareConfig()).validate()
     settings = dataclasses.asdict(cfg)
     folder = StagedFolder(
-        cfg.out, command="compare", settings=settings, seed=cfg.seed, overwrite=overwrite
-    )
+        cfg.out, command="compare", settings=settings, seed=cfg.seed, overwrite=overwrite,
+        resume=unfinished,
+    )  # fmt: skip
+    folder.resumable = True
     with folder as out, provenance(command="compare", seed=cfg.seed, settings=settings):
         result = _run_stages(cfg, out, progress, folder)
     result.out = folder.path
@@ -160,8 +188,10 @@ def _run_stages(cfg: CompareConfig, out: Path, progress: bool, folder: StagedFol
 
     def done(name: str, t0: float):
         with bar_lock:
-            timings[name] = round(time.perf_counter() - t0, 2)
+            if name not in timings:  # a resumed stage keeps the time it took
+                timings[name] = round(time.perf_counter() - t0, 2)
             bar.update(1)
+            folder.save_progress()
 
     def show(meter: ChainMeter) -> None:
         with bar_lock:
@@ -169,24 +199,35 @@ def _run_stages(cfg: CompareConfig, out: Path, progress: bool, folder: StagedFol
 
     meter = ChainMeter(planned_chain_steps(cfg), on_change=show if progress else None)
     folder.progress = meter
+    ckpt = StageCheckpoints(out, on_skip=meter.skip)
+    run_steps, member_steps, delayed_steps = chain_set_steps(cfg)
     with bar, CompileClock() as clock:
         t0 = stage("exact chain")
-        exact = run_exact(
-            L=cfg.L, beta=cfg.beta, g=cfg.g, chains=cfg.chains, steps=cfg.exact_steps,
-            warmup=cfg.warmup, thin=cfg.thin, seed=cfg.seed, record_positions=True,
-            progress=False,
-        ).idata  # fmt: skip
+        exact = ckpt.piece(
+            "exact",
+            lambda: run_exact(
+                L=cfg.L, beta=cfg.beta, g=cfg.g, chains=cfg.chains, steps=cfg.exact_steps,
+                warmup=cfg.warmup, thin=cfg.thin, seed=cfg.seed, record_positions=True,
+                progress=False,
+            ).idata,
+        )  # fmt: skip
         # Every MALA chain starts from an equilibrated exact configuration: near the transition
-        # MALA's autocorrelation time (~750 steps for |M| at L=8, beta=0.7) makes a start from
-        # noise bias the first draws after a 1000-step warm-up, in every run alike.
+        # MALA's autocorrelation time (~750 steps for |M| at L=8, beta=0.7; ~60 at beta=0.3)
+        # makes a start from noise bias the first draws after a short warm-up.
         equilibrated = np.asarray(_arviz.group(exact, "posterior")["position"].values)
         done("exact", t0)
 
         t0 = stage("exact MALA")
         runs: dict[str, Any] = {}
-        control, step_size = exact_mala(
-            ChainPlan(cfg, target, 0.0, equilibrated, progress=meter), k_chain
-        )
+        control = ckpt.piece(
+            "exact-mala",
+            lambda: exact_mala(ChainPlan(cfg, target, 0.0, equilibrated, progress=meter),
+                               k_chain)[0],
+            run_steps,
+        )  # fmt: skip
+        step_size = cfg.step_size
+        if step_size is None:
+            step_size = float(_arviz.attrs(control)["step_size"])
         plan = ChainPlan(cfg, target, step_size, equilibrated, progress=meter)
         runs["exact-mala"] = control
         done("exact_mala", t0)
@@ -210,15 +251,22 @@ def _run_stages(cfg: CompareConfig, out: Path, progress: bool, folder: StagedFol
         k_pair = jax.random.fold_in(k_chain, PAIR_KEY)
         with _cancellable_pool(2) as pool:
             t_oracle = time.perf_counter()
-            oracle_job = pool.submit(oracle_pair, plan, k_pair)
+
+            def piece(name: str, steps: int, fn, *args) -> Future:
+                return pool.submit(ckpt.piece, name, functools.partial(fn, *args), steps)
+
+            oracle_job = piece("oracle", run_steps, oracle_pair, plan, k_pair)
             oracle_job.add_done_callback(lambda _: done("chains_oracle", t_oracle))
-            exact_job = pool.submit(exact_coupled, plan, k_pair)
+            exact_job = piece(EXACT_COUPLED, run_steps, exact_coupled, plan, k_pair)
             for i, name in enumerate(cfg.backends):
                 t0 = stage(f"train {name}")
-                backend = registry.fit(
-                    name, settings, data.train.x, data.train.grad, jax.random.fold_in(k_fit, i)
-                )
-                backend.save(out / "backends" / name)
+                backend = _trained(
+                    ckpt, name, out / "backends" / name,
+                    lambda i=i, name=name: registry.fit(
+                        name, settings, data.train.x, data.train.grad,
+                        jax.random.fold_in(k_fit, i),
+                    ),
+                )  # fmt: skip
                 calibration[name] = _calibration(backend, data.test)
                 mean, var = backend.predict_mean_var(data.test.x)
                 predictions[name] = (np.asarray(mean), np.asarray(var), np.asarray(data.test.grad))
@@ -228,27 +276,37 @@ def _run_stages(cfg: CompareConfig, out: Path, progress: bool, folder: StagedFol
                 done(f"train_{name}", t0)
 
                 jobs = [
-                    pool.submit(rule_pair, plan, name, backend, mode, k_pair)
+                    piece(f"{name}/{mode}", run_steps, rule_pair, plan, name, backend, mode,
+                          k_pair)
                     for mode in ("mean", "draws")
-                ]
-                jobs.append(pool.submit(member_runs, plan, name, backend, k_draw, i))
+                ]  # fmt: skip
+                jobs.append(
+                    piece(f"{name}/members", member_steps, member_runs, plan, name, backend,
+                          k_draw, i)
+                )  # fmt: skip
+                jobs.append(
+                    piece(f"{name}/delayed", delayed_steps, delayed_run, plan, name, backend,
+                          k_draw, i)
+                )  # fmt: skip
                 chain_jobs[name] = jobs
                 _when_all_done(jobs, functools.partial(done, f"chains_{name}", time.perf_counter()))
                 if name == cfg.swept_backend:
                     when = functools.partial(done, "chains_noise_sweep", time.perf_counter())
-                    sweep_job = pool.submit(noise_sweep, plan, name, backend, k_pair)
+                    sweep_job = piece("noise-sweep", run_steps, noise_sweep, plan, name,
+                                      backend, k_pair)  # fmt: skip
                     sweep_job.add_done_callback(lambda _, when=when: when())
             folder.current = "chains"
             bar.set_description("compare: chains")
             members: dict[str, list] = {}
             runs["oracle/draws/none"], runs["oracle/draws/cd"] = oracle_job.result()
             runs[EXACT_COUPLED] = exact_job.result()
-            for name, (mean_pair, draws_pair, member_job) in chain_jobs.items():
+            for name, (mean_pair, draws_pair, member_job, delayed_job) in chain_jobs.items():
                 for mode, job in (("mean", mean_pair), ("draws", draws_pair)):
                     naive, penalised = job.result()
                     runs[f"{name}/{mode}/none"] = naive
                     runs[f"{name}/{mode}/cd"] = penalised
                 members[name] = member_job.result()
+                runs[f"{name}/delayed"] = delayed_job.result()
             sweep = sweep_job.result() if sweep_job is not None else {}
 
         t0 = stage("report")
@@ -258,9 +316,31 @@ def _run_stages(cfg: CompareConfig, out: Path, progress: bool, folder: StagedFol
             compilation={"seconds": round(clock.seconds, 2), "compiles": clock.compiles},
         )  # fmt: skip
         write_compare_report(result)
+        shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
         done("report", t0)
     (out / "timings.json").write_text(json.dumps(timings, indent=2))
     return result
+
+
+def _trained(ckpt: StageCheckpoints, name: str, path: Path, fit: Callable[[], Any]) -> Any:
+    """Backend ``name``: fitted and saved at ``path`` (checkpoint ``train-<name>``), or read
+    from there when a resumed run had finished it. Either way the saved backend is read back,
+    so a resumed run predicts exactly as an uninterrupted one; a backend that cannot be read
+    back is used as fitted (and fitted again on resume: the key is the same)."""
+    if ckpt.done(f"train-{name}"):
+        try:
+            return registry.load(name, path)
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            warnings.warn(f"backend {name!r} saved at {path} could not be read ({err}): "
+                          "training it again", stacklevel=2)  # fmt: skip
+    backend = fit()
+    backend.save(path)
+    try:
+        loaded = registry.load(name, path)
+    except (OSError, ValueError, KeyError, TypeError, NotImplementedError):
+        return backend
+    ckpt.mark(f"train-{name}")
+    return loaded
 
 
 @contextlib.contextmanager

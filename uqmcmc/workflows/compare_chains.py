@@ -1,6 +1,6 @@
 """The compare workflow's chain runs: the exact-ΔS MALA control (which tunes the step size every
 surrogate run shares), the naive/penalised pair of each estimator mode, and one chain set per
-fixed member or posterior draw.
+fixed member or posterior draw, and the delayed-acceptance control of each backend.
 
 The runs of the bias decomposition are COUPLED: the exact-ΔS chain at the tuned step size, both
 modes of every backend, their naive and penalised variants, the positive control and the noise
@@ -29,6 +29,7 @@ from uqmcmc.mcmc import (
     Switch,
     as_penalty,
     batched,
+    delayed_acceptance,
     mala,
     run_chains,
     split_batched,
@@ -330,3 +331,38 @@ def member_runs(plan: ChainPlan, name: str, backend: Any, key: jax.Array, index:
     idata = run_chains(alg, k_run, jnp.asarray(flat)[pick], cfg.member_steps, **plan.common)
     attrs = {"backend": name, "mode": "fixed-draw", "acceptance": "none"}
     return split_batched(idata, [{**attrs, "draw": d} for d in range(k)])
+
+
+def delayed_run(plan: ChainPlan, name: str, backend: Any, key: jax.Array, index: int) -> Any:
+    """The delayed-acceptance control of ``backend``: MALA screened by the backend's mean
+    (``GradientDelta`` in ``mean`` mode, one surrogate step per exact correction, Christen and
+    Fox's general second stage) and corrected with the exact action, so the chain is exact
+    whatever the surrogate: a third control, and the cost of exactness in exact evaluations.
+    ``cfg.delayed_chains`` x ``cfg.delayed_steps`` from the first of ``plan.x0``, at the
+    shared step size;
+    ``index`` (the backend's position in the run) selects its key from ``key``.
+
+    Examples
+    --------
+    >>> import jax, numpy as np
+    >>> from uqmcmc.targets import Phi4
+    >>> from uqmcmc.uq.exact import ExactSurrogate
+    >>> target = Phi4(4, 0.5, 1.0)
+    >>> cfg = CompareConfig(L=4, beta=0.5, delayed_chains=2, delayed_steps=20, warmup=10,
+    ...                     thin=1)
+    >>> start = np.asarray(jax.random.normal(jax.random.key(0), (2, 3, 4, 4))) * 0.5
+    >>> run = delayed_run(ChainPlan(cfg, target, 0.02, start), "exact", ExactSurrogate(target),
+    ...                   jax.random.key(3), 0)
+    >>> run.posterior.attrs["acceptance"], run.sample_stats["exact_evaluations"].shape
+    ('delayed', (2, 20))
+    """
+    cfg = plan.cfg
+    est = GradientDelta(backend, rule=cfg.rule, mode="mean")
+    alg = delayed_acceptance(plan.target, est, plan.step_size, substeps=1, kernel="mala")
+    attrs = {**est.params, "kernel": "mala", "backend": name, "mode": "mean",
+             "acceptance": "delayed", "substeps": 1, "seed": cfg.seed}  # fmt: skip
+    return run_chains(
+        alg, jax.random.fold_in(key, index + 300), plan.x0[: cfg.delayed_chains],
+        cfg.delayed_steps,
+        record_positions=True, attrs=attrs, **plan.common,
+    )  # fmt: skip

@@ -37,7 +37,9 @@ class CompareConfig:
     Lattice and couplings: ``L``, ``beta``, ``g``. Chains: ``chains`` x ``steps`` MALA steps
     after ``warmup`` for every surrogate run, ``thin`` between kept draws; ``exact_steps``
     checkerboard sweeps for the reference. ``member_chains`` x ``member_steps`` for each of
-    ``n_fixed`` fixed-draw chain sets per backend. Data: ``n_train`` + ``n_test``
+    ``n_fixed`` fixed-draw chain sets per backend; ``delayed_chains`` x ``delayed_steps`` of the
+    delayed-acceptance control per backend (exact by construction; fewer, longer chains, so
+    that |M| mixes). Data: ``n_train`` + ``n_test``
     configurations (Tzivrailis et al.: 180 + 20). ``epochs`` of training (``svi_steps`` for
     the BNN, plus ``gp_steps`` of the deep kernel's GP fit); ``n_members`` ensemble members;
     ``n_draws`` joint draws per step in ``draws`` mode; ``rule`` the quadrature of ``grad S``.
@@ -60,17 +62,19 @@ class CompareConfig:
     """
 
     L: int = 8
-    beta: float = 0.7
+    beta: float = 0.3
     g: float = 1.0
     backends: tuple[str, ...] = BACKENDS
-    chains: int = 16
-    steps: int = 6000
-    warmup: int = 1000
+    chains: int = 8
+    steps: int = 16_000
+    warmup: int = 500
     thin: int = 5
-    exact_steps: int = 20_000
+    exact_steps: int = 40_000
     n_fixed: int = 8
     member_chains: int = 4
-    member_steps: int = 3000
+    member_steps: int = 1000
+    delayed_chains: int = 4
+    delayed_steps: int = 12_000
     n_train: int = 180
     n_test: int = 20
     epochs: int = 100
@@ -98,8 +102,9 @@ class CompareConfig:
         # in 1 of 5 at sigma 1.4, 2 of 5 at 2.0).
         base = dict(
             L=6, beta=0.5, chains=16, steps=1500, warmup=200, thin=2, exact_steps=4000,
-            n_fixed=4, member_chains=2, member_steps=300, n_train=60, n_test=20, epochs=30,
-            svi_steps=1500, gp_steps=300, n_members=4, n_draws=4, identity_positions=40,
+            n_fixed=4, member_chains=2, member_steps=300, delayed_chains=4, delayed_steps=600,
+            n_train=60, n_test=20, epochs=30, svi_steps=1500, gp_steps=300, n_members=4,
+            n_draws=4, identity_positions=40,
             oracle_sigma=1.7, quick=True,
         )  # fmt: skip
         base.update(overrides)
@@ -130,7 +135,8 @@ class CompareConfig:
 
         Raises :class:`~uqmcmc._validation.SettingError` (a ``ValueError``) naming the
         setting. Beyond each setting's own range: ``L`` even (checkerboard sweeps of the exact
-        chain), ``steps``, ``exact_steps`` and ``member_steps`` at least ``thin``, and
+        chain), ``steps``, ``exact_steps``, ``member_steps`` and ``delayed_steps`` at least
+        ``thin``, and
         ``n_train + n_test`` configurations at least ``n_test + 1``.
 
         Examples
@@ -145,7 +151,7 @@ class CompareConfig:
         ValueError: beta must be a finite number, got True
         """
         check_lattice(self.L, self.beta, self.g)
-        for name in ("steps", "thin", "exact_steps", "member_steps", "n_train",
+        for name in ("steps", "thin", "exact_steps", "member_steps", "delayed_steps", "n_train",
                      "epochs", "svi_steps", "gp_steps", "n_members",
                      "identity_positions"):  # fmt: skip
             positive_int(name, getattr(self, name))
@@ -153,12 +159,13 @@ class CompareConfig:
         positive_int("warmup", self.warmup, minimum=1)
         positive_int("n_fixed", self.n_fixed, minimum=2)
         positive_int("member_chains", self.member_chains, minimum=2)
+        positive_int("delayed_chains", self.delayed_chains, minimum=2, maximum=self.chains)
         positive_int("n_test", self.n_test, minimum=2)
         positive_int("n_draws", self.n_draws, minimum=2)
         positive_int("oracle_draws", self.oracle_draws, minimum=2)
         positive("oracle_sigma", self.oracle_sigma)
         positive_int("seed", self.seed, minimum=0, maximum=MAX_SEED)
-        for name in ("steps", "exact_steps", "member_steps"):
+        for name in ("steps", "exact_steps", "member_steps", "delayed_steps"):
             if getattr(self, name) < self.thin:
                 raise SettingError(
                     "{0} ({1}) must be at least {2} ({3})",

@@ -119,3 +119,86 @@ def efficiency_findings(table, backends: tuple[str, ...]) -> str:
             f"{ratio:.2g}x."
         )
     return "\n\n".join(lines)
+
+
+#: Exact evaluations per step of exact-ΔS MALA: the action and the gradient at the proposal.
+EXACT_MALA_EVALUATIONS = 2
+
+
+def delayed_table(runs: Mapping[str, Any], comparison):
+    """The cost of exactness: one row per delayed-acceptance run (``<backend>/delayed``) and one
+    for exact-ΔS MALA (``exact-mala``): exact evaluations per step, the correction acceptance,
+    and exact evaluations per effective sample of each of :data:`EFFICIENCY_OBSERVABLES`, with
+    ``saving_<obs>`` = exact MALA's per effective sample / the run's (above 1: cheaper).
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from uqmcmc._arviz import make_idata
+    >>> da = make_idata({"sd": np.zeros((2, 100))}, attrs={"thin": 1},
+    ...                 sample_stats={"exact_evaluations": np.full((2, 100), 0.5),
+    ...                               "correction_acceptance": np.full((2, 100), 0.9)})
+    >>> mala = make_idata({"sd": np.zeros((2, 100))}, attrs={"thin": 1})
+    >>> comparison = pd.DataFrame({"run": ["exact-mala", "b/delayed"] * 2,
+    ...                            "observable": ["sd", "sd", "abs_m", "abs_m"],
+    ...                            "ess_bulk": [100.0, 50.0, 20.0, 20.0]})
+    >>> t = delayed_table({"exact-mala": mala, "b/delayed": da}, comparison)
+    >>> t[["run", "exact_per_step", "exact_per_ess_sd", "saving_sd", "saving_abs_m"]].values
+    array([['exact-mala', 2.0, 4.0, 1.0, 1.0],
+           ['b/delayed', 0.5, 2.0, 2.0, 4.0]], dtype=object)
+    """
+    import pandas as pd
+
+    ess = comparison.set_index(["run", "observable"])["ess_bulk"].to_dict()
+    names = [n for n in runs if n == "exact-mala" or n.endswith("/delayed")]
+    rows = []
+    for name in names:
+        idata = runs[name]
+        post = _arviz.group(idata, "posterior")
+        steps = math.prod(post.sizes[d] for d in ("chain", "draw")) * int(
+            _arviz.attrs(idata).get("thin", 1)
+        )
+        row = {"run": name, "exact_per_step": float(EXACT_MALA_EVALUATIONS),
+               "correction_acceptance": math.nan}  # fmt: skip
+        if name != "exact-mala":
+            stats = _arviz.group(idata, "sample_stats")
+            row["exact_per_step"] = float(stats["exact_evaluations"].mean())
+            row["correction_acceptance"] = float(stats["correction_acceptance"].mean())
+        for obs in EFFICIENCY_OBSERVABLES:
+            row[f"ess_{obs}"] = e = float(ess.get((name, obs), math.nan))
+            row[f"exact_per_ess_{obs}"] = row["exact_per_step"] * steps / e
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    if "exact-mala" in names:
+        base = table.set_index("run").loc["exact-mala"]
+        for obs in EFFICIENCY_OBSERVABLES:
+            table[f"saving_{obs}"] = base[f"exact_per_ess_{obs}"] / table[f"exact_per_ess_{obs}"]
+    return table
+
+
+def delayed_findings(table) -> str:
+    """One sentence per delayed-acceptance run of :func:`delayed_table`.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> t = pd.DataFrame({"run": ["b/delayed"], "exact_per_step": [0.5],
+    ...                   "correction_acceptance": [0.9], "saving_sd": [3.0],
+    ...                   "saving_abs_m": [2.5]})
+    >>> print(delayed_findings(t))  # doctest: +NORMALIZE_WHITESPACE
+    b: 0.5 exact evaluations per step (correction acceptance 0.9); 3x fewer exact evaluations
+    per effective sample of sd than exact MALA, 2.5x fewer of abs_m.
+    """
+
+    def ratio(s: float) -> str:
+        return f"{s:.2g}x fewer" if s >= 1 else f"{1 / s:.2g}x more"
+
+    lines = []
+    for _, r in table[table["run"].str.endswith("/delayed")].iterrows():
+        lines.append(
+            f"{r['run'].split('/')[0]}: {r['exact_per_step']:.2g} exact evaluations per step "
+            f"(correction acceptance {r['correction_acceptance']:.2g}); "
+            f"{ratio(r['saving_sd'])} exact evaluations per effective sample of sd than "
+            f"exact MALA, {ratio(r['saving_abs_m'])} of abs_m."
+        )
+    return "\n".join(lines)

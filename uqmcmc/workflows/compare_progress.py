@@ -10,26 +10,42 @@ from typing import Any
 
 from uqmcmc.workflows.compare_config import CompareConfig
 
-__all__ = ["planned_chain_steps", "ChainMeter"]
+__all__ = ["ChainMeter", "chain_set_steps", "planned_chain_steps"]
 
 
 def planned_chain_steps(cfg: CompareConfig) -> int:
     """Kernel steps (warm-up included, per chain set whatever its number of chains and
     variants) of every MALA run of a compare job: the exact control and its coupled twin, the
-    positive control, both estimator modes and the per-draw chains of every backend, and the
-    noise sweep; the total a :class:`ChainMeter` counts towards.
+    positive control, both estimator modes, the per-draw chains and the delayed-acceptance
+    control of every backend, and the noise sweep; the total a :class:`ChainMeter` counts towards.
 
     Examples
     --------
-    >>> cfg = CompareConfig(steps=100, warmup=20, thin=2, member_steps=50, backends=("ensemble",))
-    >>> planned_chain_steps(cfg)  # 3 controls, 2 modes and the sweep of 120 steps; 70 per draw
-    790
+    >>> cfg = CompareConfig(steps=100, warmup=20, thin=2, member_steps=50, delayed_steps=40,
+    ...                     backends=("ensemble",))
+    >>> planned_chain_steps(cfg)  # 3 controls, 2 modes, the sweep: 120 steps; 70 per draw; 60
+    850
     """
     backends = tuple(cfg.backends)
-    run = cfg.warmup + (cfg.steps // cfg.thin) * cfg.thin
-    member = cfg.warmup + (cfg.member_steps // cfg.thin) * cfg.thin
+    run, member, delayed = chain_set_steps(cfg)
     sweep = cfg.swept_backend is not None
-    return (3 + 2 * len(backends) + sweep) * run + len(backends) * member
+    return (3 + 2 * len(backends) + sweep) * run + len(backends) * (member + delayed)
+
+
+def chain_set_steps(cfg: CompareConfig) -> tuple[int, int, int]:
+    """Kernel steps of one chain set (warm-up included): ``(a run, a per-draw run, a
+    delayed-acceptance run)``.
+
+    Examples
+    --------
+    >>> chain_set_steps(CompareConfig(steps=100, warmup=20, thin=3, member_steps=50,
+    ...                               delayed_steps=30))
+    (119, 68, 50)
+    """
+    return tuple(
+        cfg.warmup + (n // cfg.thin) * cfg.thin
+        for n in (cfg.steps, cfg.member_steps, cfg.delayed_steps)
+    )
 
 
 class ChainMeter:
@@ -58,6 +74,11 @@ class ChainMeter:
             self.done += int(n)
         if self._on_change is not None:
             self._on_change(self)
+
+    def skip(self, n: int) -> None:
+        """Take ``n`` planned steps off the total (a resumed run reads them from disk)."""
+        with self._lock:
+            self.total = max(self.total - int(n), self.done)
 
     def describe(self, now: float | None = None) -> str:
         """``chain steps <done>/<total>, about <t> left`` (the rate: steps done per second

@@ -20,7 +20,12 @@ from uqmcmc.workflows.compare_decomposition import (
     findings,
     plot_decomposition,
 )
-from uqmcmc.workflows.compare_efficiency import efficiency_findings, efficiency_table
+from uqmcmc.workflows.compare_efficiency import (
+    delayed_findings,
+    delayed_table,
+    efficiency_findings,
+    efficiency_table,
+)
 from uqmcmc.workflows.compare_sweep import SWEEP_TEXT, plot_sweep, sweep_findings, sweep_table
 
 EFFICIENCY_TEXT = (
@@ -29,6 +34,16 @@ EFFICIENCY_TEXT = (
     "a MALA step in mean mode evaluates every member at the quadrature nodes, in draws mode "
     "n_draws single networks per node plus the mean at the new point for the drift. Times are "
     "wall times with compilation; a naive/penalised pair runs as one program and shares one."
+)
+
+
+DELAYED_TEXT = (
+    "Delayed acceptance (Christen and Fox 2005) screens each MALA proposal with the backend's "
+    "mean and corrects the survivors with the exact action, so its chain samples exp(-S) "
+    "exactly whatever the surrogate: it is a third control (it must pass against the exact "
+    "chain) and its cost is counted in exact evaluations (a rejected screen costs none). Exact "
+    "MALA spends 2 per step (the action and the gradient at the proposal); saving = exact "
+    "MALA's exact evaluations per effective sample / the run's."
 )
 
 
@@ -165,6 +180,9 @@ def controls_summary(comparison, cfg: Any) -> str:
     >>> table.loc[1, "pass"] = True  # the heated chain goes unseen: no power
     >>> "NO POWER" in controls_summary(table, cfg)
     True
+    >>> da = pd.DataFrame({"run": ["b/delayed"], "observable": ["sd"], "pass": [False]})
+    >>> print(controls_summary(pd.concat([table, da]), cfg).splitlines()[-1][:60])
+    Third control (delayed acceptance, exact by construction): F
     """
     by_run = {run: rows for run, rows in comparison.groupby("run", sort=False)}
     lines = []
@@ -207,6 +225,16 @@ def controls_summary(comparison, cfg: Any) -> str:
                 "not see a known heating, so its PASS verdicts are withheld — they mean 'not "
                 "enough data', not 'no bias'. Run longer chains (more steps or chains)."
             )
+    delayed = [run for run in by_run if run.endswith("/delayed")]
+    if delayed:
+        bad = [f"{run} ({', '.join(_failed(by_run[run]))})" for run in delayed
+               if _failed(by_run[run])]  # fmt: skip
+        lines.append(
+            "Third control (delayed acceptance, exact by construction): "
+            + (f"FAILS for {'; '.join(bad)}: a delayed-acceptance chain must match the exact "
+               "chain whatever the surrogate." if bad
+               else f"passes every test for all {len(delayed)} backends.")
+        )  # fmt: skip
     return "\n\n".join(lines)
 
 
@@ -300,6 +328,16 @@ def _front_sections(result: Any, comparison, out: Path) -> list:
             csv="efficiency.csv",
         )
     )
+    delayed = delayed_table(result.runs, comparison)
+    if len(delayed) > 1:
+        front.append(
+            diagnostics.Section(
+                "Delayed acceptance: exact at surrogate cost",
+                DELAYED_TEXT + "\n\n" + delayed_findings(delayed),
+                delayed,
+                csv="delayed.csv",
+            )
+        )
     front.append(
         diagnostics.Section(
             "Bias decomposition",

@@ -4,6 +4,7 @@ the netCDF file (what ``uqmcmc exact`` runs)."""
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,12 +66,28 @@ class ExactResult:
     --------
     >>> import dataclasses
     >>> [f.name for f in dataclasses.fields(ExactResult)]
-    ['idata', 'rows', 'path']
+    ['idata', 'rows', 'path', 'config']
     """
 
     idata: Any
     rows: list[dict] = field(default_factory=list)
     path: Path | None = None
+    config: ExactConfig | None = None
+
+
+def describe_exact(result: ExactResult) -> str:
+    """One line saying what an exact run sampled.
+
+    Examples
+    --------
+    >>> print(describe_exact(ExactResult(None, config=ExactConfig(L=4, chains=2, steps=50))))
+    phi^4 L=4 beta=0.7 g=1.0: 2 chains x 50 sweeps (thin 10), exact checkerboard Metropolis
+    """
+    c = result.config
+    return (
+        f"phi^4 L={c.L} beta={c.beta} g={c.g}: {c.chains} chains x {c.steps} sweeps "
+        f"(thin {c.thin}), exact checkerboard Metropolis"
+    )
 
 
 def exact_table(idata, target: Phi4) -> list[dict]:
@@ -159,7 +176,8 @@ class ExactConfig:
     """Settings of an exact run: the lattice ``L``, ``beta``, ``g``; ``chains`` x ``steps``
     sweeps after ``warmup``, every ``thin``-th kept; the proposal half-width ``step_size``;
     ``seed``; ``out`` (folder for ``exact.nc``, or ``None``); ``record_positions`` (keep whole
-    fields too).
+    fields too); ``checkpoint`` (a folder to checkpoint the chains in and resume them from,
+    outside ``out``: see :func:`~uqmcmc.mcmc.run_chains`; or ``None``).
 
     Examples
     --------
@@ -182,12 +200,14 @@ class ExactConfig:
     seed: int = 0
     out: str | Path | None = None
     record_positions: bool = False
+    checkpoint: str | Path | None = None
 
     def validate(self) -> ExactConfig:
         """Check every setting, types included, before any work; returns ``self``.
 
-        ``L`` must be even (checkerboard sweeps), ``steps`` at least ``thin``, and ``out``
-        (when set) a folder that can be written.
+        ``L`` must be even (checkerboard sweeps), ``steps`` at least ``thin``, ``out`` and
+        ``checkpoint`` (when set) folders that can be written, the checkpoint not inside ``out``
+        (which is replaced when the run is written).
 
         Examples
         --------
@@ -199,6 +219,10 @@ class ExactConfig:
         Traceback (most recent call last):
             ...
         ValueError: out '/proc/x/y' cannot be written: ...
+        >>> ExactConfig(out="run", checkpoint="run/chains").validate()
+        Traceback (most recent call last):
+            ...
+        ValueError: checkpoint 'run/chains' must lie outside out 'run' (which is replaced ...)
         """
         check_lattice(self.L, self.beta, self.g)
         positive_int("chains", self.chains, minimum=2)
@@ -214,6 +238,19 @@ class ExactConfig:
         flag("record_positions", self.record_positions)
         if self.out is not None:
             writable_folder("out", self.out)
+        if self.checkpoint is not None:
+            folder = writable_folder("checkpoint", self.checkpoint)
+            if self.out is not None:
+                out = Path(self.out).resolve()
+                if folder.resolve() == out or out in folder.resolve().parents:
+                    raise SettingError(
+                        "{0} {1!r} must lie outside {2} {3!r} (which is replaced when the "
+                        "run is written)",
+                        "checkpoint",
+                        str(self.checkpoint),
+                        "out",
+                        str(self.out),
+                    )
         return self
 
 
@@ -223,6 +260,7 @@ def run_exact(
     *,
     progress: bool = True,
     overwrite: bool = False,
+    resume: str | Path | None = None,
     **settings: Any,
 ) -> ExactResult:
     """Exact phi^4 reference chains by checkerboard Metropolis sweeps.
@@ -232,7 +270,11 @@ def run_exact(
     (settings, seed, versions, timings, file hashes); the folder is checked before sampling,
     a non-empty one is refused unless ``overwrite`` (and a compare report always), and it is
     assembled beside ``out`` and renamed into place (see
-    :class:`~uqmcmc.diagnostics.report_folder.StagedFolder`).
+    :class:`~uqmcmc.diagnostics.report_folder.StagedFolder`). The chains are then checkpointed
+    after every chunk in that folder (draws on disk, not in memory), so a run stopped by an
+    error, Ctrl-C or a kill continues with ``resume=out`` (``uqmcmc exact --resume OUT``),
+    bit-identical to an uninterrupted run. Without ``out``, ``checkpoint`` names a folder to
+    checkpoint in; called again with the same settings, the run continues from it.
 
     Parameters
     ----------
@@ -242,6 +284,10 @@ def run_exact(
         Show a progress bar.
     overwrite
         Replace a non-empty ``out`` written by an earlier exact run.
+    resume
+        An unfinished run to continue: its ``out``, or the ``<out>.incomplete`` folder kept
+        after an error or Ctrl-C (see :func:`~uqmcmc.workflows.resume.find_unfinished`); its
+        own settings are used (``config``, if given, must agree).
     **settings
         Fields of :class:`ExactConfig` overriding ``config``'s.
 
@@ -251,19 +297,41 @@ def run_exact(
     >>> [r["observable"] for r in res.rows][:2]
     ['abs_m', 'm2']
     """
+    unfinished = None
+    if resume is not None:
+        from uqmcmc.workflows.resume import find_unfinished, resumed_settings
+
+        unfinished = find_unfinished(resume, "exact")
+        given = dataclasses.replace(config, **settings) if config or settings else None
+        config, overwrite = resumed_settings(unfinished, ExactConfig, given)
+        settings = {}
     cfg = dataclasses.replace(config or ExactConfig(), **settings).validate()
-    folder = None
-    if cfg.out is not None:
-        folder = StagedFolder(
-            cfg.out, command="exact", settings=dataclasses.asdict(cfg), seed=cfg.seed,
-            overwrite=overwrite,
-        )  # fmt: skip
+    if cfg.out is None:
+        idata = _sample(cfg, progress, cfg.checkpoint)
+        return ExactResult(idata, exact_table(idata, Phi4(cfg.L, cfg.beta, cfg.g)), None, cfg)
+    folder = StagedFolder(
+        cfg.out, command="exact", settings=dataclasses.asdict(cfg), seed=cfg.seed,
+        overwrite=overwrite, resume=unfinished,
+    )  # fmt: skip
+    folder.resumable = True
+    with folder as tmp:
+        t0 = time.perf_counter()
+        folder.current = "chains"
+        idata = _sample(cfg, progress, cfg.checkpoint or tmp / "checkpoints" / "chains")
+        folder.timings["chains"] = round(time.perf_counter() - t0, 2)
+        folder.current = "write"
+        _arviz.save(idata, tmp / "exact.nc")
+        shutil.rmtree(tmp / "checkpoints", ignore_errors=True)
+    rows = exact_table(idata, Phi4(cfg.L, cfg.beta, cfg.g))
+    return ExactResult(idata, rows, folder.path / "exact.nc", cfg)
+
+
+def _sample(cfg: ExactConfig, progress: bool, checkpoint: Any) -> Any:
+    """The checkerboard chains of ``cfg`` (checkpointed in ``checkpoint`` unless ``None``)."""
     target = Phi4(cfg.L, cfg.beta, cfg.g)
-    t0 = time.perf_counter()
-    key = jax.random.key(cfg.seed)
-    k_init, k_run = jax.random.split(key)
+    k_init, k_run = jax.random.split(jax.random.key(cfg.seed))
     x0 = jax.random.normal(k_init, (cfg.chains, *target.shape))
-    idata = run_chains(
+    return run_chains(
         checkerboard(target, cfg.step_size),
         k_run,
         x0,
@@ -273,6 +341,7 @@ def run_exact(
         target=target,
         record_positions=cfg.record_positions,
         progress=progress,
+        checkpoint=checkpoint,
         attrs={
             "sampler": "checkerboard",
             "estimator": "exact",
@@ -280,12 +349,3 @@ def run_exact(
             "step_size": cfg.step_size,
         },
     )
-    rows = exact_table(idata, target)
-    path = None
-    if folder is not None:
-        folder.timings["chains"] = round(time.perf_counter() - t0, 2)
-        folder.current = "write"
-        with folder as tmp:
-            _arviz.save(idata, tmp / "exact.nc")
-        path = folder.path / "exact.nc"
-    return ExactResult(idata, rows, path)

@@ -1,0 +1,244 @@
+"""Resuming a workflow: stage checkpoints, finding an unfinished run, and its settings.
+
+Every finished piece of a compare run is written to ``checkpoints/`` in the folder being
+assembled as soon as it is done: the exact chain, the exact control, each trained backend
+(in ``backends/``, as the report keeps it) and each chain job's runs. A run continued with
+``run_compare(cfg, resume=folder)`` (``uqmcmc compare --resume DIR``) reads what is there and
+computes only the rest. The run that is not interrupted goes through the same files (every
+piece is read back from its checkpoint), so a resumed report is the same as an uninterrupted
+one, number for number. ``checkpoints/`` is removed when the report is complete.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from uqmcmc import _arviz
+from uqmcmc.diagnostics.report_folder import MANIFEST
+
+__all__ = ["CHECKPOINTS", "StageCheckpoints", "find_unfinished", "resumed_settings"]
+
+#: The sub-folder of a report being assembled that holds the stage checkpoints.
+CHECKPOINTS = "checkpoints"
+_DONE = "done.json"
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
+class StageCheckpoints:
+    """The finished pieces of one run, in ``folder/checkpoints``: ArviZ runs (one, a list or a
+    dict of them per piece), written when a piece is done and read back from disk.
+
+    A piece is done when its ``done.json`` exists; it is written last (after every netCDF
+    file of the piece, each written under a temporary name and renamed), so a run killed while
+    writing leaves the piece undone, and it is computed again.
+
+    Parameters
+    ----------
+    folder
+        The folder being assembled (the checkpoints go in its ``checkpoints/``).
+    on_skip
+        Called with ``steps`` when a piece is read instead of computed (e.g. to take the
+        skipped chain steps off a progress meter).
+
+    Examples
+    --------
+    >>> import tempfile, jax.numpy as jnp
+    >>> from uqmcmc.mcmc import checkerboard, run_chains
+    >>> from uqmcmc.targets import Phi4
+    >>> t = Phi4(4, 0.5, 1.0)
+    >>> ckpt = StageCheckpoints(tempfile.mkdtemp())
+    >>> calls = []
+    >>> def run():
+    ...     calls.append(1)
+    ...     return [run_chains(checkerboard(t, 1.0), 0, jnp.zeros((2, 4, 4)), 20, target=t,
+    ...                        progress=False)]
+    >>> first = ckpt.piece("exact", run)
+    >>> again = ckpt.piece("exact", run)  # read back, not run
+    >>> len(calls), ckpt.done("exact")
+    (1, True)
+    >>> bool((first[0].posterior["sd"] == again[0].posterior["sd"]).all())
+    True
+    """
+
+    def __init__(self, folder: str | os.PathLike, on_skip: Callable[[int], Any] | None = None):
+        self.root = Path(folder) / CHECKPOINTS
+        self.on_skip = on_skip
+
+    def _dir(self, name: str) -> Path:
+        return self.root / _safe(name)
+
+    def done(self, name: str) -> bool:
+        """Whether piece ``name`` is complete on disk."""
+        return (self._dir(name) / _DONE).is_file()
+
+    def mark(self, name: str, **record: Any) -> None:
+        """Mark piece ``name`` done (with a JSON ``record``), for pieces kept elsewhere."""
+        where = self._dir(name)
+        where.mkdir(parents=True, exist_ok=True)
+        _write_text(where / _DONE, json.dumps(record))
+
+    def record(self, name: str) -> dict:
+        """The JSON record of a done piece."""
+        return json.loads((self._dir(name) / _DONE).read_text())
+
+    def piece(self, name: str, compute: Callable[[], Any], steps: int = 0) -> Any:
+        """Piece ``name``: read from disk when done, else ``compute()`` (an ArviZ run, a list
+        or a dict of runs), written, and read back. ``steps`` are the chain steps it stands for
+        (passed to ``on_skip`` when it is read instead of computed)."""
+        if self.done(name):
+            if self.on_skip is not None and steps:
+                self.on_skip(steps)
+            return self._read(name)
+        value = compute()
+        self._write(name, value)
+        return self._read(name)
+
+    def _write(self, name: str, value: Any) -> None:
+        where = self._dir(name)
+        where.mkdir(parents=True, exist_ok=True)
+        if isinstance(value, dict):
+            kind, keys, items = "dict", list(value), list(value.values())
+        elif isinstance(value, list | tuple):
+            kind, keys, items = "list", None, list(value)
+        else:
+            kind, keys, items = "one", None, [value]
+        for i, idata in enumerate(items):
+            tmp = where / f"{i}.nc.tmp"
+            _arviz.save(idata, tmp)
+            os.replace(tmp, where / f"{i}.nc")
+        _write_text(where / _DONE, json.dumps({"kind": kind, "keys": keys, "n": len(items)}))
+
+    def _read(self, name: str) -> Any:
+        where = self._dir(name)
+        record = self.record(name)
+        items = [_arviz.load(where / f"{i}.nc", eager=True) for i in range(record["n"])]
+        if record["kind"] == "dict":
+            return dict(zip(record["keys"], items, strict=True))
+        if record["kind"] == "list":
+            return items
+        return items[0]
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def find_unfinished(path: str | os.PathLike, command: str = "compare") -> Path:
+    """The unfinished run to resume for ``path``: ``path`` itself when it is one (its
+    ``manifest.json`` status is not ``complete``), else ``<path>.incomplete`` (kept after an
+    error or Ctrl-C), else the newest ``.<name>.partial-<pid>`` beside it whose process is gone
+    (left by a killed run).
+
+    Raises
+    ------
+    ValueError
+        When there is none, or it holds another command's run; the message says what was
+        looked for.
+
+    Examples
+    --------
+    >>> import json, pathlib, tempfile
+    >>> base = pathlib.Path(tempfile.mkdtemp())
+    >>> (base / "rep.incomplete").mkdir()
+    >>> _ = (base / "rep.incomplete" / "manifest.json").write_text(
+    ...     json.dumps({"command": "compare", "status": "interrupted"}))
+    >>> find_unfinished(base / "rep").name
+    'rep.incomplete'
+    >>> find_unfinished(base / "other")
+    Traceback (most recent call last):
+    ...
+    ValueError: nothing to resume at '.../other': no unfinished compare run there ...
+    """
+    path = Path(path)
+    candidates = [path, path.with_name(path.name + ".incomplete")]
+    parent = path.absolute().parent
+    partial = []
+    if parent.is_dir():
+        for p in parent.glob(f".{path.name}.partial-*"):
+            pid = p.name.rsplit("-", 1)[-1]
+            if pid.isdigit() and not _pid_alive(int(pid)):
+                partial.append(p)
+    candidates += sorted(partial, key=lambda p: p.stat().st_mtime, reverse=True)
+    for folder in candidates:
+        manifest = folder / MANIFEST
+        if not manifest.is_file():
+            continue
+        try:
+            data = json.loads(manifest.read_text())
+        except (ValueError, OSError):
+            continue
+        if not isinstance(data, dict) or data.get("status") == "complete":
+            continue
+        if data.get("command") != command:
+            raise ValueError(
+                f"{str(folder)!r} holds an unfinished 'uqmcmc {data.get('command')}' run, "
+                f"not 'uqmcmc {command}'"
+            )
+        return folder
+    raise ValueError(
+        f"nothing to resume at {str(path)!r}: no unfinished {command} run there "
+        f"(looked for its manifest.json, {path.name}.incomplete and .{path.name}.partial-* "
+        "beside it)"
+    )
+
+
+def resumed_settings(folder: Path, cls: type, given: Any = None) -> tuple[Any, bool]:
+    """The settings (a ``cls`` dataclass) an unfinished run in ``folder`` started with, from
+    its manifest, and whether it was allowed to overwrite its ``out``; ``given`` settings, when
+    not ``None``, must agree with them (a ``ValueError`` names each that differs).
+
+    Examples
+    --------
+    >>> import json, pathlib, tempfile
+    >>> from uqmcmc.workflows.exact import ExactConfig
+    >>> run = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (run / "manifest.json").write_text(json.dumps(
+    ...     {"command": "exact", "settings": {"L": 4, "steps": 300}, "overwrite": False}))
+    >>> cfg, overwrite = resumed_settings(run, ExactConfig)
+    >>> cfg.L, cfg.steps, overwrite
+    (4, 300, False)
+    >>> resumed_settings(run, ExactConfig, ExactConfig(L=4, steps=200))
+    Traceback (most recent call last):
+    ...
+    ValueError: cannot resume '...' with other settings: steps (200, the run has 300)
+    """
+    record = json.loads((Path(folder) / MANIFEST).read_text())
+    fields = {f.name for f in dataclasses.fields(cls)}
+    saved = {
+        k: tuple(v) if isinstance(v, list) else v
+        for k, v in (record.get("settings") or {}).items()
+        if k in fields
+    }
+    started = cls(**saved)
+    if given is not None:
+        differ = [
+            f"{f} ({getattr(given, f)!r}, the run has {getattr(started, f)!r})"
+            for f in sorted(fields)
+            if getattr(given, f) != getattr(started, f)
+        ]
+        if differ:
+            raise ValueError(
+                f"cannot resume {str(folder)!r} with other settings: {', '.join(differ)}"
+            )
+    return started, bool(record.get("overwrite", False))
