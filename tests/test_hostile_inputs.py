@@ -591,6 +591,8 @@ def test_ctrl_c_prints_one_line_and_exits_promptly(tmp_path):
     waited = time.perf_counter() - sent
     assert proc.returncode != 0 and "Traceback" not in err
     lines = err.strip().splitlines()
-    assert len(lines) == 1 and "interrupted" in lines[0] and "nothing was written" in lines[0]
-    assert not out.exists()
+    # the chains' checkpoint is kept, and the line says how to continue
+    assert len(lines) == 1 and "interrupted during chains" in lines[0], lines
+    assert f"resume: uqmcmc exact --resume {out}.incomplete" in lines[0], lines
+    assert not out.exists() and (tmp_path / "run.incomplete" / "checkpoints").is_dir()
     assert waited < 10, waited
