@@ -98,6 +98,8 @@ def test_exact_interrupted_then_resumed_is_bit_identical(tmp_path, monkeypatch, 
     saved = kept / "checkpoints" / "chains"
     assert (saved / "state.npz").is_file() and len(list(saved.glob("draws-*.npz"))) == 5
     assert not out.exists()
+    with pytest.raises(ValueError, match=r"other settings: steps \(500, the run has 400\)"):
+        exact_module.run_exact(resume=out, steps=500, progress=False)  # library: same check
     assert main(["exact", "--resume", str(out), "--steps", "500"]) == 2
     assert "drop --steps" in capsys.readouterr().err
     assert main(["exact", "--resume", str(out), "--no-progress"]) == 0

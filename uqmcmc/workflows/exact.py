@@ -302,7 +302,7 @@ def run_exact(
         from uqmcmc.workflows.resume import find_unfinished, resumed_settings
 
         unfinished = find_unfinished(resume, "exact")
-        given = dataclasses.replace(config, **settings) if config or settings else None
+        given = dataclasses.replace(config, **settings) if config is not None else settings
         config, overwrite = resumed_settings(unfinished, ExactConfig, given)
         settings = {}
     cfg = dataclasses.replace(config or ExactConfig(), **settings).validate()

@@ -205,8 +205,9 @@ def find_unfinished(path: str | os.PathLike, command: str = "compare") -> Path:
 
 def resumed_settings(folder: Path, cls: type, given: Any = None) -> tuple[Any, bool]:
     """The settings (a ``cls`` dataclass) an unfinished run in ``folder`` started with, from
-    its manifest, and whether it was allowed to overwrite its ``out``; ``given`` settings, when
-    not ``None``, must agree with them (a ``ValueError`` names each that differs).
+    its manifest, and whether it was allowed to overwrite its ``out``; ``given`` settings (a
+    ``cls``, or a mapping of some of its fields), when not ``None``, must agree with them (a
+    ``ValueError`` names each that differs).
 
     Examples
     --------
@@ -222,6 +223,8 @@ def resumed_settings(folder: Path, cls: type, given: Any = None) -> tuple[Any, b
     Traceback (most recent call last):
     ...
     ValueError: cannot resume '...' with other settings: steps (200, the run has 300)
+    >>> resumed_settings(run, ExactConfig, {"steps": 300})[0].steps  # some fields only
+    300
     """
     record = json.loads((Path(folder) / MANIFEST).read_text())
     fields = {f.name for f in dataclasses.fields(cls)}
@@ -232,10 +235,11 @@ def resumed_settings(folder: Path, cls: type, given: Any = None) -> tuple[Any, b
     }
     started = cls(**saved)
     if given is not None:
+        wanted = dataclasses.asdict(given) if dataclasses.is_dataclass(given) else dict(given)
         differ = [
-            f"{f} ({getattr(given, f)!r}, the run has {getattr(started, f)!r})"
-            for f in sorted(fields)
-            if getattr(given, f) != getattr(started, f)
+            f"{f} ({v!r}, the run has {getattr(started, f, None)!r})"
+            for f, v in sorted(wanted.items())
+            if f not in fields or v != getattr(started, f)
         ]
         if differ:
             raise ValueError(
