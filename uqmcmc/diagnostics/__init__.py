@@ -28,6 +28,7 @@ from uqmcmc.diagnostics.plots import (
     plot_rank,
     plot_trace,
 )
+from uqmcmc.diagnostics.rejections import rejections_by_variance
 from uqmcmc.diagnostics.report import Section, failed_rows, report_sections, write_report
 from uqmcmc.diagnostics.runs import run_stats
 
@@ -50,6 +51,7 @@ __all__ = [
     "plot_predicted_vs_true",
     "plot_rank",
     "plot_trace",
+    "rejections_by_variance",
     "report_sections",
     "run_stats",
     "stein_terms",

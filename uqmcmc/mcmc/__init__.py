@@ -10,7 +10,8 @@ One home per concept: ``Delta S`` estimators (:mod:`~uqmcmc.mcmc.estimators`), p
 (:mod:`~uqmcmc.mcmc.penalties`, with the ``0F1`` series in :mod:`~uqmcmc.mcmc.hyp0f1`), the
 noise-aware Metropolis step and kernel builder (:mod:`~uqmcmc.mcmc.metropolis`), the proposals
 (:mod:`~uqmcmc.mcmc.rmh`, :mod:`~uqmcmc.mcmc.mala`), delayed acceptance with surrogate
-sub-chains (:mod:`~uqmcmc.mcmc.delayed_acceptance`), batched variants
+sub-chains (:mod:`~uqmcmc.mcmc.delayed_acceptance`), position-dependent steps from predicted
+variance (:mod:`~uqmcmc.mcmc.local_step`), batched variants
 (:mod:`~uqmcmc.mcmc.batched`) and the driver (:mod:`~uqmcmc.mcmc.driver` over
 :mod:`~uqmcmc.mcmc.sampling_loop`, :mod:`~uqmcmc.mcmc.adaptation`,
 :mod:`~uqmcmc.mcmc.to_arviz`).
@@ -31,6 +32,7 @@ from uqmcmc.mcmc.estimators import (
     GradientDelta,
     NoisyOracle,
 )
+from uqmcmc.mcmc.local_step import VarianceCappedStep, local_langevin, predicted_variance
 from uqmcmc.mcmc.metropolis import NoisyInfo, NoisyState
 from uqmcmc.mcmc.penalties import (
     RULES,
@@ -70,4 +72,7 @@ __all__ = [
     "CeperleyDewingEstimated",
     "Switch",
     "as_penalty",
+    "VarianceCappedStep",
+    "local_langevin",
+    "predicted_variance",
 ]

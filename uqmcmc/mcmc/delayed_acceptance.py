@@ -43,12 +43,20 @@ The surrogate must be deterministic (an exact estimator, or ``mode="mean"``; a `
 ``"sample"`` variance or ``mode="draws"`` is refused): a random ``Delta S-hat`` makes neither
 ``K`` reversible nor ``a1`` a function of ``(x, y)``.
 
-Not done: choosing ``k`` or the step size from the surrogate's variance at the current state.
-A sub-chain run with ``step_size(x)`` from ``x`` is reversible for ``exp(-S-bar)`` at that step
-size, but the reverse move from ``y`` would use ``step_size(y)``: the proposal ratio is no
-longer ``exp(-S-bar(x) + S-bar(y))``, and the short correction is biased. (For ``k = 1`` the
-general ratio with each direction's own step size in ``q`` would stay exact; a random ``k`` or
-step size drawn independently of the state is also exact. Neither is implemented.)
+Uncertainty in the loop
+-----------------------
+``step_rule`` (MALA sub-chains) makes each sub-step's step a function of the sub-chain's
+current state, e.g. :class:`~uqmcmc.mcmc.local_step.VarianceCappedStep`: smaller where the
+surrogate's predicted variance is large. Each sub-step then proposes with its own state's step
+and its acceptance uses the reverse step in ``q(x | y)`` with the normalising constants
+(:func:`~uqmcmc.mcmc.local_step.local_langevin`), so each sub-step is still reversible for
+``exp(-S-bar)`` (the short correction holds for any ``k``) and the general correction's ``q``
+densities are exact: the chain stays exact for any rule. A sub-chain *length* chosen from the
+state is not offered: ``K^k(x)`` and ``K^k(y)`` would differ and the short correction would be
+biased unless moves between different lengths were rejected. ``Info.delta_var`` (the predicted
+variance of the surrogate's ``Delta S``) and ``Info.step_size`` (the first sub-step's step)
+are recorded, so a report can show whether rejected corrections come where the surrogate said
+it was unsure (:func:`uqmcmc.diagnostics.rejections_by_variance`).
 
 BlackJAX layout: :func:`init`, :func:`build_kernel`, :func:`as_top_level_api`;
 ``delayed_acceptance(target, estimator, step_size, substeps=k, kernel="mala")``.
@@ -67,6 +75,7 @@ from blackjax.mcmc import proposal as blackjax_proposal
 from uqmcmc._validation import positive, positive_int
 from uqmcmc.mcmc.checks import check_estimator
 from uqmcmc.mcmc.estimators import Cache, GradientDelta
+from uqmcmc.mcmc.local_step import StepRule, local_langevin
 from uqmcmc.mcmc.mala import LANGEVIN
 from uqmcmc.mcmc.metropolis import (
     NoisyInfo,
@@ -161,6 +170,11 @@ class DelayedInfo(NamedTuple):
         reverse estimate of the general correction), plus 1 for a non-finite exact action.
     nonfinite_exact
         The exact action at the proposal was not finite: the correction rejected it.
+    delta_var
+        The surrogate's predicted variance of its ``Delta S`` for this proposal (summed over
+        the sub-steps; 0 when the sub-chain did not move).
+    step_size
+        The step of the first sub-step (``step_rule(step_size, x)``, or the step size).
 
     Examples
     --------
@@ -186,12 +200,20 @@ class DelayedInfo(NamedTuple):
     delta_surrogate: Array
     nonfinite: Array
     nonfinite_exact: Array
+    delta_var: Array
+    step_size: Array
 
 
-def _proposal(kernel: str) -> Proposal:
+def _proposal(kernel: str, step_rule: StepRule | None = None) -> Proposal:
     if kernel not in PROPOSALS:
         raise ValueError(f"kernel must be one of {sorted(PROPOSALS)}, got {kernel!r}")
-    return PROPOSALS[kernel]
+    if step_rule is None:
+        return PROPOSALS[kernel]
+    if kernel != "mala":
+        raise ValueError(f"step_rule needs kernel='mala' (a Langevin sub-chain), got {kernel!r}")
+    if not callable(step_rule):
+        raise TypeError(f"step_rule must be callable (step_size, x) -> step, got {step_rule!r}")
+    return local_langevin(step_rule)
 
 
 def _resolve_correction(correction: str, has_density: bool, substeps: int) -> str:
@@ -270,7 +292,12 @@ def init(position: Array, target: Any, estimator: Any, kernel: str = "mala") -> 
     return DelayedState(sub.position, -target.action(sub.position), sub.cache)
 
 
-def build_kernel(substeps: int = 1, kernel: str = "mala", correction: str = "auto") -> Kernel:
+def build_kernel(
+    substeps: int = 1,
+    kernel: str = "mala",
+    correction: str = "auto",
+    step_rule: StepRule | None = None,
+) -> Kernel:
     """Build ``kernel(rng_key, state, target, estimator, step_size) -> (state, info)``.
 
     Parameters
@@ -283,6 +310,9 @@ def build_kernel(substeps: int = 1, kernel: str = "mala", correction: str = "aut
         ``"auto"`` (``"short"`` for an energy surrogate, ``"general"`` for a gradient one),
         ``"short"`` or ``"general"`` (``k = 1`` only); see the module docstring. The choice
         is checked when the kernel is traced (the cache says whether there is a density).
+    step_rule
+        ``(step_size, x) -> step``: each MALA sub-step's step from its own state (e.g.
+        :class:`~uqmcmc.mcmc.local_step.VarianceCappedStep`); ``None``, the step size.
 
     Examples
     --------
@@ -299,7 +329,7 @@ def build_kernel(substeps: int = 1, kernel: str = "mala", correction: str = "aut
     1.0
     """
     substeps = positive_int("substeps", substeps)
-    proposal = _proposal(kernel)
+    proposal = _proposal(kernel, step_rule)
     if correction not in CORRECTIONS:
         raise ValueError(f"correction must be one of {CORRECTIONS}, got {correction!r}")
     sub_kernel = build_metropolis_kernel(proposal, NoPenalty())
@@ -358,6 +388,11 @@ def build_kernel(substeps: int = 1, kernel: str = "mala", correction: str = "aut
             delta_surrogate=jnp.where(moved, delta_bar, 0.0),
             nonfinite=n_bad + nonfinite_exact.astype(jnp.int32),
             nonfinite_exact=nonfinite_exact,
+            delta_var=jnp.where(moved, jnp.sum(sub_info.delta_var), 0.0),
+            step_size=jnp.asarray(
+                step_size if step_rule is None else step_rule(step_size, state.position),
+                dtype=state.position.dtype,
+            ),
         )
         return new_state, info
 
@@ -371,6 +406,7 @@ def as_top_level_api(
     substeps: int = 1,
     kernel: str = "mala",
     correction: str = "auto",
+    step_rule: StepRule | None = None,
 ) -> SamplingAlgorithm:
     """Delayed acceptance as a BlackJAX ``SamplingAlgorithm``: exact for any surrogate.
 
@@ -392,6 +428,10 @@ def as_top_level_api(
         ``"mala"`` or ``"rmh"``: the sub-chain's proposal.
     correction
         ``"auto"``, ``"short"`` or ``"general"`` (see the module docstring).
+    step_rule
+        Optional ``(step_size, x) -> step`` for the MALA sub-steps, a deterministic function of
+        the state (e.g. ``VarianceCappedStep(predicted_variance(backend), cap)``); exact for
+        any such rule (module docstring).
 
     Returns
     -------
@@ -435,12 +475,12 @@ def as_top_level_api(
     _check_deterministic(estimator)
     positive("step_size", step_size)
     substeps = positive_int("substeps", substeps)
-    _proposal(kernel)
+    _proposal(kernel, step_rule)
     if isinstance(estimator, GradientDelta):
         _resolve_correction(correction, False, substeps)
     else:
         _resolve_correction("short" if correction == "auto" else correction, True, substeps)
-    step = build_kernel(substeps, kernel, correction)
+    step = build_kernel(substeps, kernel, correction, step_rule)
 
     def init_fn(position: Array, target: Any, estimator: Any) -> DelayedState:
         state = init(position, target, estimator, kernel)
