@@ -45,6 +45,12 @@ class Example:
         parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
         self.args = parser.parse_args()
         self.smoke: bool = self.args.smoke
+        if self.smoke:
+            # a smoke run only checks that the script runs: compile fast, unoptimised (as
+            # ``python -m bench --smoke`` does); its numbers mean nothing anyway
+            import jax
+
+            jax.config.update("jax_disable_most_optimizations", True)
         self.seed: int = self.args.seed
         self.out = Path(self.args.out)
         self.out.mkdir(parents=True, exist_ok=True)

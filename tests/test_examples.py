@@ -26,7 +26,7 @@ EXAMPLES = (
     "compare_backends",
     "custom_energy",
 )
-TIMEOUT = 600  # seconds per script; the smoke runs take well under a minute each on 2 cores
+TIMEOUT = 600  # seconds per script; the smoke runs (compiled unoptimised) take under a minute
 
 
 def _run(name: str, out: Path) -> subprocess.CompletedProcess:
