@@ -20,6 +20,7 @@ from uqmcmc.targets.base import (
     default_observables,
     logdensity_fn,
 )
+from uqmcmc.targets.lj import LJCluster, heat_capacity
 from uqmcmc.targets.phi4 import Phi4, binder, correlation_length, susceptibility
 from uqmcmc.targets.tempered import Tempered
 
@@ -29,6 +30,7 @@ __all__ = [
     "Phi4",
     "Gaussian",
     "DoubleWell",
+    "LJCluster",
     "Tempered",
     "TARGETS",
     "Traits",
@@ -39,10 +41,16 @@ __all__ = [
     "susceptibility",
     "binder",
     "correlation_length",
+    "heat_capacity",
 ]
 
 #: Built-in target classes by the name their runs record in ``attrs["target"]``.
-TARGETS: dict[str, type] = {"Phi4": Phi4, "Gaussian": Gaussian, "DoubleWell": DoubleWell}
+TARGETS: dict[str, type] = {
+    "Phi4": Phi4,
+    "Gaussian": Gaussian,
+    "DoubleWell": DoubleWell,
+    "LJCluster": LJCluster,
+}
 
 
 class Traits(NamedTuple):
