@@ -24,7 +24,7 @@ from uqmcmc.diagnostics.runs import (
 )
 from uqmcmc.targets import traits
 
-__all__ = ["compare_to_exact", "resolve_observables"]
+__all__ = ["compare_to_exact", "resolve_observables", "holm_rows"]
 
 #: R-hat and bulk ESS outside these limits are noted in the ``flags`` column.
 _RHAT_LIMIT = 1.01
@@ -73,9 +73,15 @@ def _flags(est: Mapping[str, float]) -> str:
     return ";".join(flags)
 
 
-def _row_holm(rows: Sequence[Mapping[str, Any]]) -> tuple[list[float], int]:
+def holm_rows(rows: Sequence[Mapping[str, Any]]) -> tuple[list[float], int]:
     """Holm over the z-test and distribution-test p-values of ``rows`` (one family); each row
-    gets the smaller of its two adjusted p-values. Also returns the number of tests."""
+    gets the smaller of its two adjusted p-values. Also returns the number of tests.
+
+    Examples
+    --------
+    >>> holm_rows([{"p_value": 0.01, "dist_p": float("nan")}, {"p_value": 0.2, "dist_p": 0.02}])
+    ([0.03, 0.04], 3)
+    """
     p = np.array([[r["p_value"], r["dist_p"]] for r in rows], dtype=float).reshape(-1, 2)
     adjusted = holm(p.ravel()).reshape(-1, 2)
     per_row = [float(np.nanmin(a)) if np.isfinite(a).any() else float("nan") for a in adjusted]
@@ -228,7 +234,7 @@ def compare_to_exact(
                     **rs,
                 }
             )
-        p_holm, n_tests = _row_holm(run_rows)
+        p_holm, n_tests = holm_rows(run_rows)
         for r, p in zip(run_rows, p_holm, strict=True):
             r["p_holm"] = p
             r["pass"] = bool(r["p_holm"] > level) if math.isfinite(r["p_holm"]) else None
@@ -236,7 +242,7 @@ def compare_to_exact(
             r["verdict"] = _verdict(r, tolerance.get(r["observable"]))
         rows.extend(run_rows)
 
-    for r, p in zip(rows, _row_holm(rows)[0], strict=True):
+    for r, p in zip(rows, holm_rows(rows)[0], strict=True):
         r["p_holm_all"] = p
         r["pass_all"] = bool(r["p_holm_all"] > level) if math.isfinite(r["p_holm_all"]) else None
     table = pd.DataFrame(rows)
