@@ -59,7 +59,10 @@ class VarianceCappedStep(NamedTuple):
     variances sum to ``v(x)``) is about ``2 e v(x)``. Where that is small against ``cap`` the
     step is ``step_size`` (the tuned one); where the surrogate is unsure it shrinks so that the
     predicted variance stays near ``cap``. The step depends on ``x`` only, so proposals that
-    use it stay exact (module docstring).
+    use it stay exact (module docstring). The step never exceeds ``cap / 2 v(x)``: tuning the
+    base step towards an acceptance that only a longer step would reach makes the base step
+    grow without bound (harmless, but the tuned value then means nothing); tune without the
+    rule, or fix the base step.
 
     variance
         ``v(x)``: a deterministic, positive scalar function of one configuration, e.g.
@@ -82,7 +85,8 @@ class VarianceCappedStep(NamedTuple):
     def __call__(self, step_size: Any, x: Array) -> Array:
         """The step at ``x`` for the base ``step_size``."""
         v = jnp.asarray(self.variance(x), dtype=x.dtype)
-        return step_size / (1.0 + 2.0 * step_size * v / self.cap)
+        # the harmonic form: finite for any step size (-> cap / 2v as the step size grows)
+        return 1.0 / (1.0 / step_size + 2.0 * v / self.cap)
 
 
 def predicted_variance(backend: Any) -> Callable[[Array], Array]:
