@@ -75,7 +75,7 @@ class DelayedSizes:
     substeps: tuple[int, ...] = (1, 4, 16)
     #: the ensemble's delayed-acceptance step, as multiples of ``step_size`` (a rejected screen
     #: costs no exact call, so a longer step pays; 2x moves about 20 % of the steps here)
-    ensemble_step_factors: tuple[float, ...] = (1.0, 2.0)
+    ensemble_step_factors: tuple[float, ...] = (1.0, 1.5, 2.0, 2.5)
     perturbation: tuple[float, float] = (0.02, 0.02)  # (a, b) of the oracle surrogate
     ensemble: bool = False
     n_train: int = 180

@@ -60,6 +60,7 @@ _BUILTIN = {
     "uqmcmc.nets.mlp.MLP": ("uqmcmc.nets.mlp", "MLP"),
     "uqmcmc.nets.rcnn.RCNN": ("uqmcmc.nets.rcnn", "RCNN"),
     "uqmcmc.nets.energy.EnergyNet": ("uqmcmc.nets.energy", "EnergyNet"),
+    "uqmcmc.nets.atomistic.AtomisticEnergyNet": ("uqmcmc.nets.atomistic", "AtomisticEnergyNet"),
 }
 _REGISTRY: dict[str, type] = {}
 _PROVENANCE: contextvars.ContextVar[dict | None] = contextvars.ContextVar(
