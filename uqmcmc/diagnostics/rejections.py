@@ -54,6 +54,14 @@ class VarianceRejections(NamedTuple):
         ``top_share`` is above ``null_share`` by more than ``1.96`` standard errors.
     rejections
         The summed rejection probability: the expected number of rejected corrections.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> var = np.tile(np.arange(1.0, 11.0), (2, 10))  # (2 chains, 100 draws)
+    >>> r = rejections_by_variance(var, 1 - 0.01 * var, np.ones(var.shape, bool))
+    >>> r.null_share, round(r.top_share, 2), r.rejections
+    (0.2, 0.35, 11.0)
     """
 
     table: object
