@@ -326,6 +326,23 @@ def run_exact(
     return ExactResult(idata, rows, folder.path / "exact.nc", cfg)
 
 
+#: At most this many sweeps per compiled chunk, so that Ctrl-C (handled between chunks) and
+#: the checkpoints come every few seconds however long the run (20 chunks below 400 000).
+MAX_CHUNK_SWEEPS = 20_000
+
+
+def chunk_count(warmup: int, steps: int) -> int:
+    """Chunks of a run of ``warmup + steps`` sweeps: 20, or more for runs so long that a
+    twentieth would exceed :data:`MAX_CHUNK_SWEEPS`.
+
+    Examples
+    --------
+    >>> chunk_count(500, 40_000), chunk_count(0, 100_000_000)
+    (20, 5000)
+    """
+    return max(20, -(-(warmup + steps) // MAX_CHUNK_SWEEPS))
+
+
 def _sample(cfg: ExactConfig, progress: bool, checkpoint: Any) -> Any:
     """The checkerboard chains of ``cfg`` (checkpointed in ``checkpoint`` unless ``None``)."""
     target = Phi4(cfg.L, cfg.beta, cfg.g)
@@ -342,6 +359,7 @@ def _sample(cfg: ExactConfig, progress: bool, checkpoint: Any) -> Any:
         record_positions=cfg.record_positions,
         progress=progress,
         checkpoint=checkpoint,
+        num_chunks=chunk_count(cfg.warmup, cfg.steps),
         attrs={
             "sampler": "checkerboard",
             "estimator": "exact",
