@@ -179,7 +179,8 @@ def test_invariances(configs, d):
     ys, q, perm = _moved(x, d, seed=d)
     s, g, obs = t.action(ys), t.grad(ys), t.observables(ys)
     assert float(t.wall_energy(x)) > 0
-    np.testing.assert_allclose(s, s[0], rtol=1e-5)
+    # float32: a translation by ~10 moves every coordinate's last bit, which r^-12 amplifies
+    np.testing.assert_allclose(s, s[0], rtol=1e-4)
     for k, v in obs.items():
         np.testing.assert_allclose(
             v, jnp.broadcast_to(v[0], v.shape), rtol=1e-4, atol=1e-5, err_msg=k
