@@ -583,7 +583,13 @@ def test_ctrl_c_prints_one_line_and_exits_promptly(tmp_path):
     out = tmp_path / "run"
     proc = _command("exact", "--L", "4", "--chains", "2", "--steps", "100000000", "--out",
                     str(out), "--no-progress")  # fmt: skip
-    time.sleep(20)  # imports, compilation, sampling
+    # wait until the chains run (their first checkpoint is written), however slow the imports
+    # and the compilation are on a loaded machine
+    deadline = time.perf_counter() + 240
+    while not list(tmp_path.glob(".run.partial-*/checkpoints/chains/state.npz")):
+        assert proc.poll() is None and time.perf_counter() < deadline, "the chains never started"
+        time.sleep(0.5)
+    time.sleep(2)
     assert proc.poll() is None
     sent = time.perf_counter()
     proc.send_signal(signal.SIGINT)
