@@ -4,6 +4,7 @@ and JAX's persistent compilation cache for the whole session (:func:`pytest_conf
 from __future__ import annotations
 
 import os
+import sys
 
 import pytest
 from _pytest.doctest import DoctestItem
@@ -23,6 +24,24 @@ def pytest_configure(config):
     folder = _compile_cache.enable()
     if folder is not None:
         os.environ.setdefault(_compile_cache.ENV, str(folder))
+
+
+@pytest.fixture
+def user_module(tmp_path, monkeypatch):
+    """``user_module(name, source)`` writes ``name.py`` into a fresh working directory (outside
+    the package, as a user's own code) and returns ``name``; the import is undone afterwards."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    written = []
+
+    def write(name: str, source: str) -> str:
+        (tmp_path / f"{name}.py").write_text(source)
+        written.append(name)
+        return name
+
+    yield write
+    for name in written:
+        sys.modules.pop(name, None)
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ import sys
 
 from uqmcmc import _compile_cache
 from uqmcmc._validation import in_words
+from uqmcmc.targets.loading import parse_params
 from uqmcmc.workflows import (
     BACKENDS,
     CompareConfig,
@@ -29,6 +30,13 @@ def _finite_float(text: str) -> float:
     return value
 
 
+def _shape(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(n) for n in text.replace("x", ",").split(",") if n.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be sizes like 13,3, got {text!r}") from None
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="uqmcmc",
@@ -36,15 +44,32 @@ def _parser() -> argparse.ArgumentParser:
         "uncertainty-aware kernels and their comparison.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    ex = sub.add_parser("exact", help="exact phi^4 reference chains (checkerboard Metropolis)")
-    ex.add_argument("--L", type=int, default=8, help="lattice size (default 8)")
-    ex.add_argument("--beta", type=_finite_float, default=0.7, help="hopping (default 0.7)")
-    ex.add_argument("--g", type=_finite_float, default=1.0, help="quartic coupling (default 1)")
+    ex = sub.add_parser(
+        "exact", help="exact reference chains (phi^4 by checkerboard Metropolis, any other "
+        "target by tuned exact MALA)",
+    )  # fmt: skip
+    ex.add_argument(
+        "--target", default="phi4", help="phi4 (default), lj, or your own: package.module:Name "
+        "or path/to/file.py:Name (a class or function with action(x) and grad(x))",
+    )  # fmt: skip
+    ex.add_argument(
+        "--param", action="append", default=[], metavar="KEY=VALUE",
+        help="a parameter of the target (repeatable; e.g. --param temperature=0.5)",
+    )  # fmt: skip
+    ex.add_argument("--shape", type=_shape, help="shape of a configuration, for a target "
+                    "without a `shape` attribute (e.g. 13,3)")  # fmt: skip
+    ex.add_argument("--L", type=int, default=8, help="phi^4 lattice size (default 8)")
+    ex.add_argument("--beta", type=_finite_float, default=0.7, help="phi^4 hopping (default 0.7)")
+    ex.add_argument(
+        "--g", type=_finite_float, default=1.0, help="phi^4 quartic coupling (default 1)"
+    )
     ex.add_argument("--chains", type=int, default=16, help="independent chains (default 16)")
-    ex.add_argument("--steps", type=int, default=20_000, help="sweeps per chain (default 20000)")
-    ex.add_argument("--warmup", type=int, default=2_000, help="discarded sweeps (default 2000)")
-    ex.add_argument("--thin", type=int, default=10, help="keep every n-th sweep (default 10)")
-    ex.add_argument("--step-size", type=_finite_float, default=1.0, help="proposal half-width")
+    ex.add_argument("--steps", type=int, default=20_000,
+                    help="sweeps (phi^4) or MALA steps per chain (default 20000)")  # fmt: skip
+    ex.add_argument("--warmup", type=int, default=2_000, help="discarded steps (default 2000)")
+    ex.add_argument("--thin", type=int, default=10, help="keep every n-th step (default 10)")
+    ex.add_argument("--step-size", type=_finite_float, help="checkerboard proposal half-width "
+                    "(default 1) or a fixed MALA step (default: tuned in warm-up)")  # fmt: skip
     ex.add_argument("--seed", type=int, default=0)
     ex.add_argument("--out", default="uqmcmc-exact", help="output folder (default uqmcmc-exact)")
     ex.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -148,9 +173,10 @@ def _exit_at_once(code: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``uqmcmc`` command; returns the exit code (2 on a bad argument).
 
-    ``argv`` defaults to the command line. ``uqmcmc exact`` runs exact phi^4 reference chains
-    and writes ``OUT/exact.nc``; ``uqmcmc compare`` runs every UQ backend against them and
-    writes a report (``uqmcmc compare --quick`` for a short version).
+    ``argv`` defaults to the command line. ``uqmcmc exact`` runs exact reference chains (of
+    phi^4 by default; ``--target lj`` or ``--target package.module:Name`` with ``--param
+    key=value`` for any other) and writes ``OUT/exact.nc``; ``uqmcmc compare`` runs every UQ
+    backend against them and writes a report (``uqmcmc compare --quick`` for a short version).
 
     Examples
     --------
@@ -183,7 +209,8 @@ def main(argv: list[str] | None = None) -> int:
                 cfg = ExactConfig(
                     L=args.L, beta=args.beta, g=args.g, chains=args.chains, steps=args.steps,
                     warmup=args.warmup, thin=args.thin, step_size=args.step_size,
-                    seed=args.seed, out=args.out,
+                    seed=args.seed, out=args.out, target=args.target,
+                    params=parse_params(args.param), shape=args.shape,
                 )  # fmt: skip
                 res = run_exact(cfg, progress=not args.no_progress, overwrite=args.overwrite)
             print(describe_exact(res))

@@ -21,6 +21,7 @@ from uqmcmc.targets.base import (
     logdensity_fn,
 )
 from uqmcmc.targets.lj import LJCluster, heat_capacity
+from uqmcmc.targets.loading import BUILTIN_TARGETS, load_target, parse_params
 from uqmcmc.targets.phi4 import Phi4, binder, correlation_length, susceptibility
 from uqmcmc.targets.tempered import Tempered
 
@@ -33,6 +34,9 @@ __all__ = [
     "LJCluster",
     "Tempered",
     "TARGETS",
+    "BUILTIN_TARGETS",
+    "load_target",
+    "parse_params",
     "Traits",
     "traits",
     "check_target",

@@ -91,6 +91,17 @@ class Phi4:
     def __repr__(self) -> str:
         return f"Phi4(L={self.L}, beta={self.beta}, g={self.g})"
 
+    def initial_positions(self, key: Array, n: int) -> Array:
+        """``n`` hot starts: independent standard-normal fields, ``(n, L, L)``.
+
+        Examples
+        --------
+        >>> import jax
+        >>> Phi4(4, 0.5, 1.0).initial_positions(jax.random.key(0), 3).shape
+        (3, 4, 4)
+        """
+        return jax.random.normal(key, (n, *self.shape))
+
     def _check(self, phi: Array) -> Array:
         phi = jnp.asarray(phi)
         if phi.shape[-2:] != self.shape:

@@ -1,4 +1,5 @@
-"""Workflows as library functions (the ``uqmcmc`` command and scripts call these): the exact
+"""Workflows as library functions (the ``uqmcmc`` command and scripts call these): what they need
+from a target, with defaults (:mod:`~uqmcmc.workflows.system`), the exact
 reference chains (:mod:`~uqmcmc.workflows.exact`), training sets drawn from them
 (:mod:`~uqmcmc.workflows.training_data`) and the comparison of every UQ backend with them
 (:mod:`~uqmcmc.workflows.compare` and its settings, chains and report modules)."""
@@ -20,6 +21,7 @@ from uqmcmc.workflows.exact import (
     format_table,
     run_exact,
 )
+from uqmcmc.workflows.system import System
 from uqmcmc.workflows.training_data import make_dataset
 
 __all__ = [
@@ -27,6 +29,7 @@ __all__ = [
     "ActiveLearningResult",
     "BACKENDS",
     "PENALTY",
+    "System",
     "ChainPlan",
     "CompareConfig",
     "CompareResult",

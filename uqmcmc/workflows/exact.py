@@ -1,5 +1,11 @@
-"""The exact-chain workflow: phi^4 reference chains by checkerboard Metropolis, their table, and
-the netCDF file (what ``uqmcmc exact`` runs)."""
+"""The exact-chain workflow: reference chains of any target, their table, and the netCDF file
+(what ``uqmcmc exact`` runs).
+
+The default target is phi^4 (``L``, ``beta``, ``g``), sampled by checkerboard Metropolis sweeps;
+``target="lj"`` or ``"module:Name"`` with ``params`` names any other
+(:func:`~uqmcmc.targets.loading.load_target`), sampled as its
+:class:`~uqmcmc.workflows.system.System` says (exact MALA tuned in warm-up unless the target is a
+lattice with per-site action changes)."""
 
 from __future__ import annotations
 
@@ -24,11 +30,9 @@ from uqmcmc._validation import (
     writable_folder,
 )
 from uqmcmc.diagnostics.report_folder import StagedFolder
-from uqmcmc.mcmc import checkerboard, run_chains
-from uqmcmc.targets import Phi4
-
-#: The scalar phi^4 observables reported in tables.
-PHI4_SCALARS = ("abs_m", "m2", "m4", "action_density", "sd")
+from uqmcmc.diagnostics.runs import component
+from uqmcmc.mcmc import run_chains
+from uqmcmc.workflows.system import DEFAULTS, REFERENCE_ACCEPTANCE, System
 
 
 def check_lattice(L: Any, beta: Any, g: Any) -> None:
@@ -82,24 +86,44 @@ def describe_exact(result: ExactResult) -> str:
     --------
     >>> print(describe_exact(ExactResult(None, config=ExactConfig(L=4, chains=2, steps=50))))
     phi^4 L=4 beta=0.7 g=1.0: 2 chains x 50 sweeps (thin 10), exact checkerboard Metropolis
+    >>> cfg = ExactConfig(target="lj", params={"N": 4}, chains=2, steps=50)
+    >>> print(describe_exact(ExactResult(None, config=cfg)))
+    lj N=4: 2 chains x 50 steps (thin 10), exact MALA (step tuned to acceptance 0.6)
     """
     c = result.config
-    return (
-        f"phi^4 L={c.L} beta={c.beta} g={c.g}: {c.chains} chains x {c.steps} sweeps "
-        f"(thin {c.thin}), exact checkerboard Metropolis"
-    )
+    if c.target == "phi4":
+        return (
+            f"phi^4 L={c.L} beta={c.beta} g={c.g}: {c.chains} chains x {c.steps} sweeps "
+            f"(thin {c.thin}), exact checkerboard Metropolis"
+        )
+    system = c.system()
+    params = " ".join(f"{k}={v}" for k, v in c.params.items())
+    if system.sampler == "checkerboard":
+        how = "sweeps", "exact checkerboard Metropolis"
+    elif c.step_size is None:
+        how = "steps", f"exact MALA (step tuned to acceptance {REFERENCE_ACCEPTANCE})"
+    else:
+        how = "steps", f"exact MALA (step {c.step_size:g})"
+    lines = [f"{c.target}{' ' + params if params else ''}: {c.chains} chains x {c.steps} "
+             f"{how[0]} (thin {c.thin}), {how[1]}"]  # fmt: skip
+    lines += [f"  default {DEFAULTS[d]}" for d in system.defaults if d != "reference"]
+    return "\n".join(lines)
 
 
-def exact_table(idata, target: Phi4) -> list[dict]:
-    """Rows ``observable, mean, err, ess_bulk, ess_tail, r_hat`` for a phi^4 run.
+def exact_table(idata, target: Any) -> list[dict]:
+    """Rows ``observable, mean, err, ess_bulk, ess_tail, r_hat`` for a run of ``target``.
 
-    Plain means get ArviZ's MCSE; ``chi_abs``, ``binder`` and ``xi`` get jackknife errors.
-    Use it to tabulate a run read back from disk or made by :func:`uqmcmc.mcmc.run_chains`.
+    The observables are those :meth:`System.table_observables
+    <uqmcmc.workflows.system.System.table_observables>` names (for phi^4 ``abs_m``, ``m2``,
+    ``m4``, ``action_density``, ``sd``); plain means get ArviZ's MCSE, the target's derived
+    quantities (phi^4's ``chi_abs``, ``binder``, ``xi``) jackknife errors. Use it to tabulate a
+    run read back from disk or made by :func:`uqmcmc.mcmc.run_chains`.
 
     Examples
     --------
     >>> import jax.numpy as jnp
     >>> from uqmcmc.mcmc import checkerboard, run_chains
+    >>> from uqmcmc.targets import Phi4
     >>> target = Phi4(L=4, beta=0.5, g=1.0)
     >>> idata = run_chains(checkerboard(target), 0, jnp.zeros((2, 4, 4)), 50, target=target,
     ...                    progress=False)
@@ -109,10 +133,12 @@ def exact_table(idata, target: Phi4) -> list[dict]:
     >>> sorted(rows[0])
     ['err', 'ess_bulk', 'ess_tail', 'mean', 'observable', 'r_hat']
     """
+    system = System.of(target)
     post = _arviz.group(idata, "posterior")
+    arrays = {str(k): np.asarray(v) for k, v in post.data_vars.items()}
     rows = []
-    for name in PHI4_SCALARS:
-        s = _arviz.summarize(post[name].values)
+    for name in system.table_observables(arrays):
+        s = _arviz.summarize(component(arrays, name))
         rows.append(
             {
                 "observable": name,
@@ -123,7 +149,7 @@ def exact_table(idata, target: Phi4) -> list[dict]:
                 "r_hat": s["r_hat"],
             }
         )
-    for name, (mean, err) in target.derived(post).items():
+    for name, (mean, err) in system.derived(post).items():
         rows.append(
             {
                 "observable": name,
@@ -173,11 +199,15 @@ def format_table(rows: list[dict]) -> str:
 
 @dataclass
 class ExactConfig:
-    """Settings of an exact run: the lattice ``L``, ``beta``, ``g``; ``chains`` x ``steps``
-    sweeps after ``warmup``, every ``thin``-th kept; the proposal half-width ``step_size``;
-    ``seed``; ``out`` (folder for ``exact.nc``, or ``None``); ``record_positions`` (keep whole
-    fields too); ``checkpoint`` (a folder to checkpoint the chains in and resume them from,
-    outside ``out``: see :func:`~uqmcmc.mcmc.run_chains`; or ``None``).
+    """Settings of an exact run: the ``target`` (``"phi4"``, ``"lj"``, ``"module:Name"``: see
+    :func:`~uqmcmc.targets.loading.load_target`) with its ``params`` (phi^4's are ``L``,
+    ``beta``, ``g``) and, for a target without a ``shape``, the ``shape`` of a configuration;
+    ``chains`` x ``steps`` sweeps (checkerboard) or MALA steps after ``warmup``, every
+    ``thin``-th kept; ``step_size``, the checkerboard's proposal half-width (default 1) or a
+    fixed MALA step (default: tuned in warm-up); ``seed``; ``out`` (folder for
+    ``exact.nc``, or ``None``); ``record_positions`` (keep whole configurations too);
+    ``checkpoint`` (a folder to checkpoint the chains in and resume them from, outside
+    ``out``: see :func:`~uqmcmc.mcmc.run_chains`; or ``None``).
 
     Examples
     --------
@@ -187,6 +217,12 @@ class ExactConfig:
     Traceback (most recent call last):
         ...
     ValueError: chains must be an integer >= 2, got 1
+    >>> ExactConfig(target="lj", params={"N": 7}).validate().system().shape
+    (7, 3)
+    >>> ExactConfig(target="lj", L=6).validate()
+    Traceback (most recent call last):
+        ...
+    ValueError: L, beta and g are phi^4's settings: give the parameters of 'lj' as params ...
     """
 
     L: int = 8
@@ -196,11 +232,26 @@ class ExactConfig:
     steps: int = 20_000
     warmup: int = 2_000
     thin: int = 10
-    step_size: float = 1.0
+    step_size: float | None = None
     seed: int = 0
     out: str | Path | None = None
     record_positions: bool = False
     checkpoint: str | Path | None = None
+    target: str = "phi4"
+    params: dict = field(default_factory=dict)
+    shape: tuple[int, ...] | None = None
+
+    def system(self) -> System:
+        """The target of these settings with its workflow defaults.
+
+        Examples
+        --------
+        >>> ExactConfig(L=4).system().sampler
+        'checkerboard'
+        """
+        if self.target == "phi4":
+            return System.load("phi4", {"L": self.L, "beta": self.beta, "g": self.g})
+        return System.load(self.target, self.params, shape=self.shape)
 
     def validate(self) -> ExactConfig:
         """Check every setting, types included, before any work; returns ``self``.
@@ -224,7 +275,28 @@ class ExactConfig:
             ...
         ValueError: checkpoint 'run/chains' must lie outside out 'run' (which is replaced ...)
         """
-        check_lattice(self.L, self.beta, self.g)
+        if not isinstance(self.target, str):
+            raise SettingError("{0} must be a name or 'module:Name', got {1!r}", "target",
+                               self.target)  # fmt: skip
+        if not isinstance(self.params, dict):
+            raise SettingError("{0} must be a table of parameters, got {1!r}", "params",
+                               self.params)  # fmt: skip
+        if self.target == "phi4":
+            check_lattice(self.L, self.beta, self.g)
+            if self.params:
+                raise SettingError("{0} of phi^4 are L, beta and g, not {1}", "params",
+                                   sorted(self.params))  # fmt: skip
+        else:
+            default = ExactConfig()
+            if (self.L, self.beta, self.g) != (default.L, default.beta, default.g):
+                raise SettingError(
+                    "L, beta and g are phi^4's settings: give the parameters of {0!r} as "
+                    "{1} (--param key=value)", self.target, "params",
+                )  # fmt: skip
+        try:
+            self.system()
+        except (TypeError, ValueError) as err:
+            raise SettingError("{0}", err) from None
         positive_int("chains", self.chains, minimum=2)
         positive_int("steps", self.steps)
         positive_int("thin", self.thin)
@@ -233,7 +305,8 @@ class ExactConfig:
             raise SettingError(
                 "{0} ({1}) must be at least {2} ({3})", "steps", self.steps, "thin", self.thin
             )
-        positive("step_size", self.step_size)
+        if self.step_size is not None:
+            positive("step_size", self.step_size)
         positive_int("seed", self.seed, minimum=0, maximum=MAX_SEED)
         flag("record_positions", self.record_positions)
         if self.out is not None:
@@ -263,9 +336,11 @@ def run_exact(
     resume: str | Path | None = None,
     **settings: Any,
 ) -> ExactResult:
-    """Exact phi^4 reference chains by checkerboard Metropolis sweeps.
+    """Exact reference chains of ``config.target`` (default phi^4, by checkerboard Metropolis).
 
-    One step is one sweep of the lattice. Chains start from independent standard-normal fields.
+    For phi^4 one step is one sweep of the lattice and chains start from independent
+    standard-normal fields; any other target is sampled and started as its
+    :class:`~uqmcmc.workflows.system.System` says (e.g. exact MALA tuned in warm-up).
     If ``out`` is set, the ArviZ data is written to ``out/exact.nc`` with a ``manifest.json``
     (settings, seed, versions, timings, file hashes); the folder is checked before sampling,
     a non-empty one is refused unless ``overwrite`` (and a compare report always), and it is
@@ -296,6 +371,10 @@ def run_exact(
     >>> res = run_exact(L=4, beta=0.5, chains=4, steps=200, warmup=50, thin=1, progress=False)
     >>> [r["observable"] for r in res.rows][:2]
     ['abs_m', 'm2']
+    >>> res = run_exact(target="lj", params={"N": 4}, chains=2, steps=100, warmup=100,
+    ...                 progress=False)
+    >>> [r["observable"] for r in res.rows]
+    ['energy', 'rg', 'q6', 'heat_capacity']
     """
     unfinished = None
     if resume is not None:
@@ -308,7 +387,7 @@ def run_exact(
     cfg = dataclasses.replace(config or ExactConfig(), **settings).validate()
     if cfg.out is None:
         idata = _sample(cfg, progress, cfg.checkpoint)
-        return ExactResult(idata, exact_table(idata, Phi4(cfg.L, cfg.beta, cfg.g)), None, cfg)
+        return ExactResult(idata, exact_table(idata, cfg.system()), None, cfg)
     folder = StagedFolder(
         cfg.out, command="exact", settings=dataclasses.asdict(cfg), seed=cfg.seed,
         overwrite=overwrite, resume=unfinished,
@@ -322,7 +401,7 @@ def run_exact(
         folder.current = "write"
         _arviz.save(idata, tmp / "exact.nc")
         shutil.rmtree(tmp / "checkpoints", ignore_errors=True)
-    rows = exact_table(idata, Phi4(cfg.L, cfg.beta, cfg.g))
+    rows = exact_table(idata, cfg.system())
     return ExactResult(idata, rows, folder.path / "exact.nc", cfg)
 
 
@@ -344,26 +423,24 @@ def chunk_count(warmup: int, steps: int) -> int:
 
 
 def _sample(cfg: ExactConfig, progress: bool, checkpoint: Any) -> Any:
-    """The checkerboard chains of ``cfg`` (checkpointed in ``checkpoint`` unless ``None``)."""
-    target = Phi4(cfg.L, cfg.beta, cfg.g)
+    """The exact chains of ``cfg`` (checkpointed in ``checkpoint`` unless ``None``)."""
+    system = cfg.system()
     k_init, k_run = jax.random.split(jax.random.key(cfg.seed))
-    x0 = jax.random.normal(k_init, (cfg.chains, *target.shape))
+    x0 = system.initial_positions(k_init, cfg.chains)
+    ref = system.reference(cfg.step_size)
     return run_chains(
-        checkerboard(target, cfg.step_size),
+        ref["algorithm"],
         k_run,
         x0,
         cfg.steps,
         warmup=cfg.warmup,
         thin=cfg.thin,
-        target=target,
+        target=system,
+        step_size=ref.get("step_size"),
+        target_acceptance=ref.get("target_acceptance"),
         record_positions=cfg.record_positions,
         progress=progress,
         checkpoint=checkpoint,
         num_chunks=chunk_count(cfg.warmup, cfg.steps),
-        attrs={
-            "sampler": "checkerboard",
-            "estimator": "exact",
-            "seed": cfg.seed,
-            "step_size": cfg.step_size,
-        },
+        attrs={**ref["attrs"], "seed": cfg.seed},
     )

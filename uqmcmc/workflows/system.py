@@ -1,0 +1,265 @@
+r"""What a workflow needs from a target, with a stated default for whatever it does not supply.
+
+A target needs only ``action(x)`` and ``grad(x)``; :class:`System` wraps it with the rest a
+workflow asks for, and records which defaults it used (``system.defaults``), so a run can say
+so:
+
+- **shape** of one configuration: the target's ``shape``, else the ``shape`` given.
+- **observables**: the target's ``observables(x)``, else each coordinate ``x`` and its square
+  ``x2``, flattened (their means are the first two moments).
+- **derived quantities** with errors: the target's ``derived(draws)``, else none.
+- **starts**: the target's ``initial_positions(key, n)``, else standard-normal configurations.
+- **exact reference sampler**: checkerboard Metropolis sweeps for a lattice target with a
+  per-site ``local_delta`` (:func:`uqmcmc.mcmc.checkerboard`); else exact MALA with the step
+  tuned in warm-up towards acceptance :data:`REFERENCE_ACCEPTANCE`.
+- **exact identities**: every target gets the Stein identities of
+  :mod:`uqmcmc.diagnostics.identities`, which integration by parts gives for any smooth
+  action, e.g. :math:`\langle x_i\,\partial S/\partial x_i\rangle = 1`.
+
+A :class:`System` is itself a target (it passes every other attribute to the target it
+wraps), so the chain driver records its observables and parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from uqmcmc.targets.base import check_target
+from uqmcmc.targets.loading import load_target
+
+__all__ = ["DEFAULTS", "REFERENCE_ACCEPTANCE", "System"]
+
+#: Target acceptance of the exact MALA reference when the target has no sampler of its own.
+REFERENCE_ACCEPTANCE = 0.6
+
+#: What each default of :class:`System` is, as a run reports it.
+DEFAULTS = {
+    "observables": "observables: each coordinate x and its square x2",
+    "starts": "starts: standard-normal configurations",
+    "reference": f"exact reference: MALA tuned to acceptance {REFERENCE_ACCEPTANCE}",
+    "params": "parameters: none recorded (the target has no `params`)",
+}
+
+#: Largest vector observable that a table splits into one row per component.
+MAX_TABLE_COMPONENTS = 16
+
+
+def _default_observables(x: jax.Array) -> dict[str, jax.Array]:
+    """Each coordinate (flattened, in C order) and its square."""
+    flat = jnp.ravel(x)
+    return {"x": flat, "x2": flat * flat}
+
+
+@dataclass(frozen=True, eq=False)
+class System:
+    """A target with everything a workflow needs; see the module docstring for the defaults.
+
+    Build one with :meth:`load` (from a name or ``module:Name`` and parameters) or
+    :meth:`of` (from a target object).
+
+    Attributes
+    ----------
+    target
+        The wrapped target.
+    name
+        How it was named (``"phi4"``, ``"lj"``, ``"module:Name"`` or the class name).
+    shape
+        Shape of one configuration.
+    defaults
+        Keys of :data:`DEFAULTS` this system uses because the target does not supply them.
+
+    Examples
+    --------
+    A target with only an action and its gradient:
+
+    >>> import jax, jax.numpy as jnp
+    >>> class Quartic:
+    ...     def action(self, x):
+    ...         return jnp.sum(x**4) / 4
+    ...     def grad(self, x):
+    ...         return x**3
+    >>> system = System.of(Quartic(), shape=(3,))
+    >>> system.defaults
+    ('observables', 'starts', 'reference', 'params')
+    >>> sorted(system.observables(jnp.ones(3))), system.sampler
+    (['x', 'x2'], 'mala')
+    >>> system.initial_positions(jax.random.key(0), 4).shape
+    (4, 3)
+    >>> System.load("phi4", {"L": 4, "beta": 0.5, "g": 1.0}).sampler
+    'checkerboard'
+    """
+
+    target: Any
+    name: str
+    shape: tuple[int, ...]
+    defaults: tuple[str, ...]
+
+    @classmethod
+    def of(cls, target: Any, name: str | None = None, shape: Any = None) -> System:
+        """Wrap ``target``; ``shape`` is needed only if the target has no ``shape``.
+
+        Examples
+        --------
+        >>> from uqmcmc.targets import LJCluster
+        >>> System.of(LJCluster(N=4)).shape, System.of(LJCluster(N=4)).defaults
+        ((4, 3), ('reference',))
+        """
+        if isinstance(target, System):
+            return target
+        check_target(target)
+        own = getattr(target, "shape", None)
+        if own is None and shape is None:
+            raise ValueError(
+                f"target {name or type(target).__name__} has no `shape`: give the shape of one "
+                "configuration (shape=... or --shape, e.g. --shape 13,3)"
+            )
+        given = tuple(int(n) for n in (own if own is not None else shape))
+        if own is not None and shape is not None and tuple(int(n) for n in shape) != given:
+            raise ValueError(f"shape {tuple(shape)} disagrees with the target's shape {given}")
+        if not given or any(n < 1 for n in given):
+            raise ValueError(f"shape must be positive sizes, got {given}")
+        defaults = []
+        if not callable(getattr(target, "observables", None)):
+            defaults.append("observables")
+        if not callable(getattr(target, "initial_positions", None)):
+            defaults.append("starts")
+        if not callable(getattr(target, "local_delta", None)):
+            defaults.append("reference")
+        if not isinstance(getattr(target, "params", None), Mapping):
+            defaults.append("params")
+        return cls(target, name or type(target).__name__, given, tuple(defaults))
+
+    @classmethod
+    def load(
+        cls, spec: str | Any, params: Mapping[str, Any] | None = None, shape: Any = None
+    ) -> System:
+        """The system of :func:`uqmcmc.targets.loading.load_target` ``(spec, params)``.
+
+        Examples
+        --------
+        >>> System.load("lj", {"N": 5, "d": 2}).shape
+        (5, 2)
+        """
+        name = spec if isinstance(spec, str) else None
+        return cls.of(load_target(spec, params), name=name, shape=shape)
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("__") or attr in ("target", "name", "shape", "defaults"):
+            raise AttributeError(attr)
+        return getattr(self.target, attr)
+
+    def action(self, x: jax.Array) -> jax.Array:
+        """The target's action."""
+        return self.target.action(x)
+
+    def grad(self, x: jax.Array) -> jax.Array:
+        """The target's gradient of the action."""
+        return self.target.grad(x)
+
+    @property
+    def params(self) -> dict:
+        """The target's ``params`` (recorded in a run's attrs), else its class name."""
+        own = getattr(self.target, "params", None)
+        if isinstance(own, Mapping):
+            return dict(own)
+        return {"target": type(self.target).__name__}
+
+    def observables(self, x: jax.Array) -> dict[str, jax.Array]:
+        """Per-configuration observables: the target's, else ``x`` and ``x2``."""
+        if "observables" in self.defaults:
+            return _default_observables(x)
+        return self.target.observables(x)
+
+    @property
+    def observable_dims(self) -> dict:
+        """ArviZ dims of the target's vector observables (none for the defaults)."""
+        return dict(getattr(self.target, "observable_dims", {}) or {})
+
+    def derived(self, draws: Mapping[str, np.ndarray]) -> dict[str, tuple[float, float]]:
+        """The target's derived quantities ``name -> (value, error)`` of a posterior, or none."""
+        own = getattr(self.target, "derived", None)
+        return dict(own(draws)) if callable(own) else {}
+
+    def initial_positions(self, key: jax.Array, n: int) -> jax.Array:
+        """``n`` starting configurations: the target's, else standard normal."""
+        if "starts" in self.defaults:
+            return jax.random.normal(key, (n, *self.shape))
+        return jnp.asarray(self.target.initial_positions(key, n))
+
+    @property
+    def sampler(self) -> str:
+        """The exact reference sampler: ``"checkerboard"`` or ``"mala"``."""
+        return "mala" if "reference" in self.defaults else "checkerboard"
+
+    def reference(self, step_size: float | None = None) -> dict[str, Any]:
+        """Keyword arguments of :func:`uqmcmc.mcmc.run_chains` for exact reference chains:
+        ``algorithm`` (with ``step_size`` and ``target_acceptance`` when the step is tuned in
+        warm-up) and the ``attrs`` that say what sampled.
+
+        ``step_size`` is the checkerboard's proposal half-width (default 1) or MALA's fixed
+        step (default: tuned in warm-up).
+
+        Examples
+        --------
+        >>> from uqmcmc.targets import LJCluster
+        >>> sorted(System.of(LJCluster(N=4)).reference())
+        ['algorithm', 'attrs', 'step_size', 'target_acceptance']
+        """
+        from uqmcmc.mcmc import ExactDelta, checkerboard, mala
+
+        if self.sampler == "checkerboard":
+            eps = 1.0 if step_size is None else float(step_size)
+            return {
+                "algorithm": checkerboard(self.target, eps),
+                "attrs": {"sampler": "checkerboard", "estimator": "exact", "step_size": eps},
+            }
+        est = ExactDelta(self.target)
+        attrs = {"sampler": "mala", "estimator": "exact", "acceptance": "none"}
+        if step_size is not None:
+            return {"algorithm": mala(est, float(step_size), acceptance="none"), "attrs": attrs}
+        return {
+            "algorithm": lambda eps: mala(est, eps, acceptance="none"),
+            "step_size": 0.01,
+            "target_acceptance": REFERENCE_ACCEPTANCE,
+            "attrs": attrs,
+        }
+
+    def describe_defaults(self) -> list[str]:
+        """One line per default used (empty if the target supplies everything).
+
+        Examples
+        --------
+        >>> from uqmcmc.targets import LJCluster
+        >>> System.of(LJCluster(N=4)).describe_defaults()
+        ['exact reference: MALA tuned to acceptance 0.6']
+        """
+        return [DEFAULTS[d] for d in self.defaults]
+
+    def table_observables(self, posterior: Mapping[str, np.ndarray]) -> list[str]:
+        """The observables a summary table shows: the target's ``compared_observables`` that
+        the posterior has, else every scalar and every component of a short vector.
+
+        Examples
+        --------
+        >>> post = {"x": np.zeros((2, 5, 3)), "x2": np.zeros((2, 5, 3))}
+        >>> System.of(object.__new__(type("T", (), {"action": abs, "grad": abs})),
+        ...           shape=(3,)).table_observables(post)
+        ['x[0]', 'x[1]', 'x[2]', 'x2[0]', 'x2[1]', 'x2[2]']
+        """
+        compared = getattr(self.target, "compared_observables", None)
+        if compared:
+            return [n for n in compared if n in posterior and np.ndim(posterior[n]) == 2]
+        names = []
+        for name, value in posterior.items():
+            value = np.asarray(value)
+            if value.ndim == 2:
+                names.append(name)
+            elif value.ndim == 3 and value.shape[2] <= MAX_TABLE_COMPONENTS:
+                names.extend(f"{name}[{i}]" for i in range(value.shape[2]))
+        return names
