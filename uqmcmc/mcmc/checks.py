@@ -78,6 +78,9 @@ def check_outputs(estimator: Any, position: Array, with_grad: bool = False) -> N
 
 
 def _refuse_start(logdensity_ok: Any, grad_ok: Any) -> None:
+    # Host numpy only: a callback that calls back into JAX (``np.all`` of a jax.Array runs a
+    # JAX reduction) can deadlock while other threads run compiled programs.
+    logdensity_ok, grad_ok = np.asarray(logdensity_ok), np.asarray(grad_ok)
     if not bool(np.all(logdensity_ok)):
         raise ValueError(
             "the start position has a non-finite action (log-density): the chain could never "
