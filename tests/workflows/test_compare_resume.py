@@ -15,11 +15,14 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from uqmcmc import _arviz
 from uqmcmc.cli import main
 from uqmcmc.workflows import CompareConfig, run_compare
-from uqmcmc.workflows.resume import CHECKPOINTS, find_unfinished
+from uqmcmc.workflows.compare_progress import ChainMeter
+from uqmcmc.workflows.resume import CHECKPOINTS, RunCancelled, StageCheckpoints, find_unfinished
 
 compare_module = importlib.import_module("uqmcmc.workflows.compare")
 
@@ -45,51 +48,45 @@ def reference(tmp_path_factory) -> str:
 
 
 def _stop_in(monkeypatch, where: str, exc: BaseException) -> None:
-    """Make the run fail in ``where``: training, the chains or the report."""
+    """Make the run fail in ``where``: ``"training"`` or ``"report"``."""
     if where == "training":
-        real = compare_module.registry.fit
 
         def fit(*args, **kwargs):
             raise exc
 
         monkeypatch.setattr(compare_module.registry, "fit", fit)
-        return real
-    if where == "chains":
-        real = compare_module.rule_pair
-
-        def rule_pair(plan, name, backend, mode, key):
-            if mode == "draws":
-                raise exc
-            return real(plan, name, backend, mode, key)
-
-        monkeypatch.setattr(compare_module, "rule_pair", rule_pair)
-        return None
+        return
     monkeypatch.setattr(
         compare_module, "write_compare_report", lambda _: (_ for _ in ()).throw(exc)
     )
-    return None
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "where, exc", [("training", KeyboardInterrupt()), ("report", RuntimeError("boom"))]
-)
-def test_a_stopped_run_resumes_to_the_same_table(tmp_path, monkeypatch, reference, where, exc):
+def test_a_run_stopped_twice_resumes_to_the_same_table(tmp_path, monkeypatch, reference):
+    """Stopped by Ctrl-C in training, resumed; the resumed run stopped by an error in the
+    report, resumed again: the table of the run that was never stopped. The second stop finds
+    every chain piece kept, so none is run again."""
     out = tmp_path / "rep"
     with monkeypatch.context() as m:
-        _stop_in(m, where, exc)
-        with pytest.raises(type(exc)) as info:
+        _stop_in(m, "training", KeyboardInterrupt())
+        with pytest.raises(KeyboardInterrupt) as info:
             run_compare(tiny(out), progress=False)
     kept = find_unfinished(out)
     assert kept.name == "rep.incomplete" and "--resume" in info.value.uqmcmc_kept
     manifest = json.loads((kept / "manifest.json").read_text())
     done = {k for k, v in manifest["stages"].items() if v["status"] == "done"}
     assert {"exact", "exact_mala", "dataset"} <= done
+    assert {"exact", "exact-mala"} <= {p.name for p in (kept / CHECKPOINTS).iterdir()}
+
+    with monkeypatch.context() as m:
+        _stop_in(m, "report", RuntimeError("boom"))
+        with pytest.raises(RuntimeError, match="boom"):
+            run_compare(progress=False, resume=out)
+    kept = find_unfinished(out)
     pieces = {p.name for p in (kept / CHECKPOINTS).iterdir()}
-    assert {"exact", "exact-mala"} <= pieces
-    if where == "report":  # every chain piece was kept: none is run again
-        assert {"last_layer_mean", "last_layer_draws", "last_layer_members", "noise-sweep",
-                "oracle"} <= pieces  # fmt: skip
+    assert {"exact", "exact-mala", "last_layer_mean", "last_layer_draws", "last_layer_members",
+            "noise-sweep", "oracle"} <= pieces  # fmt: skip
+
     res = run_compare(progress=False, resume=out)
     assert res.out == out and not kept.exists()
     assert (out / "comparison.csv").read_text() == reference
@@ -143,3 +140,24 @@ def test_sigkill_during_chains_then_resume_gives_the_same_table(tmp_path, refere
     assert done.returncode == 0, done.stderr
     assert (out / "comparison.csv").read_text() == reference
     assert not partial.exists()
+
+
+def test_a_stopped_run_computes_and_writes_nothing_more(tmp_path):
+    """What a stop does to the jobs still running: their next chunk raises, and nothing they
+    finish afterwards is written (a run resumed in the same process never meets them)."""
+    meter, ckpt = ChainMeter(100), StageCheckpoints(tmp_path)
+    meter(10)
+    meter.cancel()
+    with pytest.raises(RunCancelled):
+        meter(10)
+    assert meter.done == 10
+
+    def compute():
+        ckpt.cancel()  # the stop arrives while the piece runs
+        return _arviz.make_idata({"x": np.zeros((2, 3))})
+
+    with pytest.raises(RunCancelled, match="while piece 'late' ran"):
+        ckpt.piece("late", compute)
+    with pytest.raises(RunCancelled, match="before piece 'next'"):
+        ckpt.piece("next", compute)
+    assert not (tmp_path / CHECKPOINTS).exists()

@@ -21,6 +21,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
+from concurrent import futures
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -249,14 +250,14 @@ def _run_stages(cfg: CompareConfig, out: Path, progress: bool, folder: StagedFol
         # time). Every run's key is fixed in advance, so the numbers do not depend on the order.
         # The runs of the bias decomposition share ONE key (coupled: common random numbers).
         k_pair = jax.random.fold_in(k_chain, PAIR_KEY)
-        with _cancellable_pool(2) as pool:
+        with _cancellable_pool(2, on_stop=(meter.cancel, ckpt.cancel)) as pool:
             t_oracle = time.perf_counter()
 
             def piece(name: str, steps: int, fn, *args) -> Future:
                 return pool.submit(ckpt.piece, name, functools.partial(fn, *args), steps)
 
             oracle_job = piece("oracle", run_steps, oracle_pair, plan, k_pair)
-            oracle_job.add_done_callback(lambda _: done("chains_oracle", t_oracle))
+            _when_all_done([oracle_job], functools.partial(done, "chains_oracle", t_oracle))
             exact_job = piece(EXACT_COUPLED, run_steps, exact_coupled, plan, k_pair)
             for i, name in enumerate(cfg.backends):
                 t0 = stage(f"train {name}")
@@ -294,7 +295,7 @@ def _run_stages(cfg: CompareConfig, out: Path, progress: bool, folder: StagedFol
                     when = functools.partial(done, "chains_noise_sweep", time.perf_counter())
                     sweep_job = piece("noise-sweep", run_steps, noise_sweep, plan, name,
                                       backend, k_pair)  # fmt: skip
-                    sweep_job.add_done_callback(lambda _, when=when: when())
+                    _when_all_done([sweep_job], when)
             folder.current = "chains"
             bar.set_description("compare: chains")
             members: dict[str, list] = {}
@@ -343,15 +344,38 @@ def _trained(ckpt: StageCheckpoints, name: str, path: Path, fit: Callable[[], An
     return loaded
 
 
+#: Seconds a stopped run waits for its running chain jobs to stop at their next chunk.
+STOP_WAIT_S = 30.0
+
+
+class _Pool(ThreadPoolExecutor):
+    """A thread pool that remembers its jobs."""
+
+    def __init__(self, workers: int):
+        super().__init__(max_workers=workers)
+        self.jobs: list[Future] = []
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        job = super().submit(fn, *args, **kwargs)
+        self.jobs.append(job)
+        return job
+
+
 @contextlib.contextmanager
-def _cancellable_pool(workers: int):
-    """A thread pool that, on an error or Ctrl-C, drops its queued jobs and does not wait for
-    the running ones (they finish in the background), so the interruption is prompt."""
-    pool = ThreadPoolExecutor(max_workers=workers)
+def _cancellable_pool(workers: int, on_stop: tuple[Callable[[], Any], ...] = ()):
+    """A thread pool that, on an error or Ctrl-C, drops its queued jobs, calls each of
+    ``on_stop`` (which make the running jobs stop at their next chunk without writing:
+    :meth:`ChainMeter.cancel`, :meth:`StageCheckpoints.cancel`) and waits for them at most
+    :data:`STOP_WAIT_S` seconds, so the interruption is prompt and a run resumed in the same
+    process never meets a job of the stopped one."""
+    pool = _Pool(workers)
     try:
         yield pool
     except BaseException:
+        for stop in on_stop:
+            stop()
         pool.shutdown(wait=False, cancel_futures=True)
+        futures.wait(pool.jobs, timeout=STOP_WAIT_S)
         raise
     pool.shutdown(wait=True)
 
@@ -362,14 +386,15 @@ PAIR_KEY = 10_000
 
 
 def _when_all_done(jobs: list[Future], callback: Callable[[], None]) -> None:
-    """Call ``callback()`` once every job has finished (from the thread that finishes last)."""
+    """Call ``callback()`` once every job has finished (from the thread that finishes last),
+    unless one of them failed or was cancelled (a stopped run marks no stage done)."""
     lock, left = threading.Lock(), [len(jobs)]
 
-    def one_done(_):
+    def one_done(job: Future):
         with lock:
             left[0] -= 1
             last = left[0] == 0
-        if last:
+        if last and all(not j.cancelled() and j.exception() is None for j in jobs):
             callback()
 
     for job in jobs:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from uqmcmc.workflows.compare_config import CompareConfig
+from uqmcmc.workflows.resume import RunCancelled
 
 __all__ = ["ChainMeter", "chain_set_steps", "planned_chain_steps"]
 
@@ -66,8 +67,16 @@ class ChainMeter:
         self.started: float | None = None
         self._on_change = on_change
         self._lock = threading.Lock()
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        """Stop the chains that report here: their next chunk raises
+        :class:`~uqmcmc.workflows.resume.RunCancelled`."""
+        self.cancelled = True
 
     def __call__(self, n: int) -> None:
+        if self.cancelled:
+            raise RunCancelled("the run was stopped")
         with self._lock:
             if self.started is None:  # the clock starts with the first chunk, after a compile
                 self.started = time.perf_counter()

@@ -33,6 +33,18 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
 
 
+class RunCancelled(RuntimeError):
+    """Raised in a job of a run that was stopped (an error elsewhere, Ctrl-C), at its next
+    chunk or checkpoint: nothing more of it is computed or written, so a run resumed in the
+    same process never meets a job of the stopped one.
+
+    Examples
+    --------
+    >>> issubclass(RunCancelled, RuntimeError)
+    True
+    """
+
+
 class StageCheckpoints:
     """The finished pieces of one run, in ``folder/checkpoints``: ArviZ runs (one, a list or a
     dict of them per piece), written when a piece is done and read back from disk.
@@ -72,6 +84,11 @@ class StageCheckpoints:
     def __init__(self, folder: str | os.PathLike, on_skip: Callable[[int], Any] | None = None):
         self.root = Path(folder) / CHECKPOINTS
         self.on_skip = on_skip
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        """Stop writing: every later :meth:`piece` raises :class:`RunCancelled` instead."""
+        self.cancelled = True
 
     def _dir(self, name: str) -> Path:
         return self.root / _safe(name)
@@ -98,7 +115,11 @@ class StageCheckpoints:
             if self.on_skip is not None and steps:
                 self.on_skip(steps)
             return self._read(name)
+        if self.cancelled:
+            raise RunCancelled(f"the run was stopped before piece {name!r}")
         value = compute()
+        if self.cancelled:
+            raise RunCancelled(f"the run was stopped while piece {name!r} ran")
         self._write(name, value)
         return self._read(name)
 
