@@ -561,10 +561,18 @@ def test_last_layer_precisions_checked_on_load(tmp_path, edit, words):
 
 
 # -- Ctrl-C and the command as run from a shell --------------------------------------------
+def _default_sigint() -> None:
+    # A test run started in the background of a non-interactive shell ignores SIGINT, and a
+    # child inherits that (Python then installs no KeyboardInterrupt handler): give the
+    # command the disposition of one started from a terminal.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _command(*args):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.Popen([sys.executable, "-m", "uqmcmc.cli", *args], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_default_sigint)  # fmt: skip
 
 
 @pytest.mark.slow
