@@ -80,8 +80,7 @@ def write_compare_report(result: Any) -> Any:
     >>> from uqmcmc.workflows import CompareConfig, run_compare
     >>> cfg = CompareConfig.quick_config(
     ...     backends=("last_layer",), steps=40, warmup=20, exact_steps=200, member_steps=40,
-    ...     n_train=16, n_test=4, epochs=2, identity_positions=8, noise_sweep=(), n_fixed=2,
-    ...     out=tempfile.mkdtemp())
+    ...     n_train=16, n_test=4, epochs=2, identity_positions=8, out=tempfile.mkdtemp())
     >>> res = run_compare(cfg, progress=False)
     >>> again = write_compare_report(dataclasses.replace(res, out=Path(tempfile.mkdtemp())))
     >>> (again.out / "report.html").exists(), len(again.comparison) == len(res.comparison)
