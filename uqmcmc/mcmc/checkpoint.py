@@ -44,6 +44,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from uqmcmc._interrupts import held_interrupt
+
 __all__ = ["FORMAT", "STATE", "Checkpoint", "Saved", "draws_name"]
 
 #: Written into every state file; a state of another format is refused.
@@ -170,16 +172,17 @@ def _write(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
     """``np.savez`` into ``path`` atomically: a temporary file in the same folder, synced,
     then ``os.replace``."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{jax.process_index()}")
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_folder(path.parent)
+    with held_interrupt():  # Ctrl-C mid-archive would leave a half-closed zip and an odd error
+        try:
+            with open(tmp, "wb") as f:
+                np.savez(f, **arrays)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        _fsync_folder(path.parent)
 
 
 def _read(path: Path) -> dict[str, np.ndarray]:

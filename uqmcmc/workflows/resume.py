@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from uqmcmc import _arviz
+from uqmcmc._interrupts import held_interrupt
 from uqmcmc.diagnostics.report_folder import MANIFEST
 
 __all__ = ["CHECKPOINTS", "StageCheckpoints", "find_unfinished", "resumed_settings"]
@@ -132,11 +133,12 @@ class StageCheckpoints:
             kind, keys, items = "list", None, list(value)
         else:
             kind, keys, items = "one", None, [value]
-        for i, idata in enumerate(items):
-            tmp = where / f"{i}.nc.tmp"
-            _arviz.save(idata, tmp)
-            os.replace(tmp, where / f"{i}.nc")
-        _write_text(where / _DONE, json.dumps({"kind": kind, "keys": keys, "n": len(items)}))
+        with held_interrupt():  # each file whole, then Ctrl-C stops the run
+            for i, idata in enumerate(items):
+                tmp = where / f"{i}.nc.tmp"
+                _arviz.save(idata, tmp)
+                os.replace(tmp, where / f"{i}.nc")
+            _write_text(where / _DONE, json.dumps({"kind": kind, "keys": keys, "n": len(items)}))
 
     def _read(self, name: str) -> Any:
         where = self._dir(name)
