@@ -21,6 +21,7 @@ from uqmcmc.workflows import (
     run_exact,
 )
 from uqmcmc.workflows.compare_config import read_toml
+from uqmcmc.workflows.exact import untabulated
 
 
 def _finite_float(text: str) -> float:
@@ -117,7 +118,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 #: Settings whose command-line option is not ``--<name>``.
-_OPTIONS = {"step_size": "--step-size"}
+_OPTIONS = {"step_size": "--step-size", "params": "--param"}
 
 
 def _option(name: str) -> str:
@@ -149,12 +150,13 @@ def _compare_config(args) -> tuple[CompareConfig, dict[str, str]]:
 
 def _check_resume(parser: argparse.ArgumentParser, args) -> None:
     """``--resume`` takes the settings the run started with: refuse options that set others
-    (any option but ``--resume`` and ``--no-progress`` given a value other than its default)."""
+    (any option but ``--resume``, ``--no-progress`` and ``--target`` given a value other than
+    its default; ``--target`` confirms a target of the user's own code and must agree)."""
     defaults = vars(parser.parse_args([args.command]))
     given = [
         _option(k)
         for k, v in vars(args).items()
-        if k not in ("command", "resume", "no_progress") and v != defaults[k]
+        if k not in ("command", "resume", "no_progress", "target") and v != defaults[k]
     ]
     if given:
         raise ValueError(
@@ -199,12 +201,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _compile_cache.enable()  # a rerun with the same shapes skips compilation
     words = {f: _option(f) for f in ("L", "beta", "g", "chains", "steps", "warmup", "thin",
-                                      "step_size", "seed", "out")}  # fmt: skip
+                                      "step_size", "seed", "out", "target", "params",
+                                      "shape")}  # fmt: skip
     try:
         if args.command == "exact":
             if args.resume is not None:
                 _check_resume(parser, args)
-                res = run_exact(progress=not args.no_progress, resume=args.resume)
+                confirm = {"target": args.target} if args.target != "phi4" else {}
+                res = run_exact(progress=not args.no_progress, resume=args.resume, **confirm)
             else:
                 cfg = ExactConfig(
                     L=args.L, beta=args.beta, g=args.g, chains=args.chains, steps=args.steps,
@@ -215,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
                 res = run_exact(cfg, progress=not args.no_progress, overwrite=args.overwrite)
             print(describe_exact(res))
             print(format_table(res.rows))
+            if skipped := untabulated(res):
+                print(f"not tabulated (too many components; in exact.nc): {', '.join(skipped)}")
             print(f"wrote {res.path}")
         elif args.command == "compare":
             if args.resume is not None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import sys
 import textwrap
 
 import pytest
@@ -78,6 +79,59 @@ def test_parse_params_reads_toml_values():
     assert parse_params(["a=1", "b=0.5", "c=true", 'd="x"', "e=word", "f=[1, 2]"]) == {
         "a": 1, "b": 0.5, "c": True, "d": "x", "e": "word", "f": [1, 2],
     }  # fmt: skip
-    for bad in (["=1"], ["a"], ["a=1", "a=2"], ["1a=2"]):
+    assert parse_params(["a=False", "b=True", "c=path/to/x.npz"]) == {
+        "a": False, "b": True, "c": "path/to/x.npz",
+    }  # fmt: skip
+    for bad in (["=1"], ["a"], ["a=1", "a=2"], ["1a=2"], ["a=.5"], ["a=None"], ["a=1 2"]):
         with pytest.raises(ValueError, match="--param"):
             parse_params(bad)
+
+
+def test_a_file_with_dataclasses_and_a_sibling_import(tmp_path):
+    """A target file is a module like any other: dataclasses with postponed annotations work,
+    and it imports the modules beside it; the import path is left as it was."""
+    (tmp_path / "helpers.py").write_text("SCALE = 2.0\n")
+    (tmp_path / "dc_target.py").write_text(textwrap.dedent(
+        """
+        from __future__ import annotations
+        from dataclasses import dataclass
+        import jax.numpy as jnp
+        from helpers import SCALE
+
+        @dataclass
+        class Bowl:
+            k: float = 1.0
+            def action(self, x):
+                return 0.5 * SCALE * self.k * jnp.sum(x**2)
+            def grad(self, x):
+                return SCALE * self.k * x
+        """
+    ))  # fmt: skip
+    before = list(sys.path)
+    try:
+        assert load_target(f"{tmp_path / 'dc_target.py'}:Bowl", {"k": 3.0}).k == 3.0
+    finally:
+        sys.modules.pop("helpers", None)
+    assert sys.path == before
+
+
+def test_a_class_without_grad_is_refused_before_it_is_built(user_module):
+    name = user_module("noisy", textwrap.dedent(
+        """
+        BUILT = []
+        class Half:
+            def __init__(self):
+                BUILT.append(1)
+            def action(self, x):
+                return x.sum()
+        """
+    ))  # fmt: skip
+    with pytest.raises(ValueError, match="class Half has no callable `grad`"):
+        load_target(f"{name}:Half")
+    assert sys.modules[name].BUILT == []
+
+
+def test_import_errors_inside_the_users_module_are_named(user_module):
+    name = user_module("broken", "import no_such_dependency_xyz\n")
+    with pytest.raises(ValueError, match="'broken' fails to import: ModuleNotFoundError"):
+        load_target(f"{name}:Anything")

@@ -3,6 +3,7 @@ before any sampling, and the exact MALA reference's moments against the known on
 
 from __future__ import annotations
 
+import json
 import textwrap
 
 import jax.numpy as jnp
@@ -52,13 +53,16 @@ def test_defaults_are_named_and_supplied():
     obs = system.observables(jnp.arange(4.0).reshape(2, 2))
     np.testing.assert_allclose(obs["x2"], [0, 1, 4, 9])
     assert system.params == {"target": "Bare"}
+    assert System.load(Bare, shape=(2,)).params == {"target": "Bare"}
     assert System.of(Phi4(4, 0.5, 1.0)).defaults == ()
     assert System.of(LJCluster(N=4)).defaults == ("reference",)
 
 
 def test_shape_is_required_once():
     with pytest.raises(ValueError, match="has no `shape`: give the shape"):
-        System.of(Bare())
+        System.of(Bare()).require_shape()
+    with pytest.raises(ValueError, match="has no `shape`: give the shape"):
+        System.of(Bare()).initial_positions(None, 2)
     with pytest.raises(ValueError, match="disagrees with the target's shape"):
         System.of(LJCluster(N=4), shape=(5, 3))
 
@@ -68,8 +72,44 @@ def test_settings_fail_before_sampling(own_module):
         ExactConfig(target=f"{own_module}:Stretched").validate()
     with pytest.raises(ValueError, match="phi\\^4's settings"):
         ExactConfig(target=f"{own_module}:Stretched", beta=0.3, shape=(3,)).validate()
-    with pytest.raises(ValueError, match="params of phi\\^4"):
+    with pytest.raises(ValueError, match="phi\\^4's parameters are set with L, beta and g"):
         ExactConfig(params={"L": 4}).validate()
+
+
+def test_warmup_is_needed_to_tune_and_a_users_target_is_confirmed_on_resume(
+    own_module, tmp_path, capsys
+):
+    with pytest.raises(ValueError, match="warmup must be >= 1 to tune the MALA step"):
+        ExactConfig(target=f"{own_module}:Stretched", shape=(3,), warmup=0).validate()
+    out = tmp_path / "run"
+    args = ["exact", "--target", f"{own_module}:Stretched", "--shape", "3", "--chains", "2",
+            "--steps", "40", "--warmup", "10", "--thin", "1", "--no-progress"]  # fmt: skip
+    (tmp_path / "run.incomplete").mkdir()
+    manifest = {"command": "exact", "settings": dict(
+        target=f"{own_module}:Stretched", shape=[3], chains=2, steps=40, warmup=10, thin=1,
+        out=str(out)), "overwrite": False}  # fmt: skip
+    (tmp_path / "run.incomplete" / "manifest.json").write_text(json.dumps(manifest))
+    # the folder names code to import: resuming it asks the user to name that code too
+    assert main(["exact", "--resume", str(out), "--no-progress"]) == 2
+    assert "resume with target='user_system:Stretched'" in capsys.readouterr().err
+    assert main(["exact", "--resume", str(out), "--target", "other:Thing"]) == 2
+    assert "other settings: target" in capsys.readouterr().err
+    assert main(["exact", "--resume", str(out), "--target", f"{own_module}:Stretched",
+                 "--no-progress"]) == 0  # fmt: skip
+    assert (out / "exact.nc").exists()
+    assert main([*args, "--out", str(tmp_path / "wide"), "--param", "scale=2"]) == 0
+    printed = capsys.readouterr().out
+    assert "x[2]" in printed and "not tabulated" not in printed
+
+
+def test_long_default_observables_are_named_as_not_tabulated(own_module, tmp_path, capsys):
+    """39 coordinates (13 atoms in 3-D) are too many rows: the command says where they are."""
+    code = main(["exact", "--target", f"{own_module}:Stretched", "--shape", "13,3",
+                 "--chains", "2", "--steps", "20", "--warmup", "5", "--thin", "1",
+                 "--no-progress", "--out", str(tmp_path / "cloud")])  # fmt: skip
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert "not tabulated (too many components; in exact.nc): x, x2" in printed
 
 
 def _z_scores(rows, scale=1.0):

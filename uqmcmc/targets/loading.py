@@ -13,9 +13,11 @@ syntax.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import inspect
+import re
 import sys
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -32,56 +34,96 @@ __all__ = ["BUILTIN_TARGETS", "load_target", "parse_params"]
 BUILTIN_TARGETS: dict[str, type] = {"phi4": Phi4, "lj": LJCluster}
 
 
+#: A value ``--param`` keeps as a string when it is not TOML: a bare word or path.
+_BARE = re.compile(r"[A-Za-z_][\w.\-/]*")
+
+#: Python spellings read as their TOML values.
+_PYTHON = {"True": True, "False": False}
+
+
 def parse_params(items: Sequence[str]) -> dict[str, Any]:
     """``key=value`` strings as a dict, each value read as a TOML value (``0.5``, ``13``,
-    ``true``, ``[1, 2]``, ``"text"``); a value that is not TOML stays a string.
+    ``true``, ``[1, 2]``, ``"text"``; Python's ``True``/``False`` too); a bare word that is
+    not TOML stays a string, anything else is an error.
 
     Examples
     --------
-    >>> parse_params(["temperature=0.5", "N=13", "name=dimer", "sizes=[1, 2]"])
-    {'temperature': 0.5, 'N': 13, 'name': 'dimer', 'sizes': [1, 2]}
+    >>> parse_params(["temperature=0.5", "N=13", "name=dimer", "sizes=[1, 2]", "flag=False"])
+    {'temperature': 0.5, 'N': 13, 'name': 'dimer', 'sizes': [1, 2], 'flag': False}
     >>> parse_params(["temperature"])
     Traceback (most recent call last):
     ...
     ValueError: --param expects key=value, got 'temperature'
+    >>> parse_params(["temperature=.5"])
+    Traceback (most recent call last):
+    ...
+    ValueError: --param temperature=.5: '.5' is not a TOML value (write 0.5, true, "text", [1, 2])
     """
     params: dict[str, Any] = {}
     for item in items:
         key, sep, value = str(item).partition("=")
-        key = key.strip()
+        key, value = key.strip(), value.strip()
         if not sep or not key.isidentifier():
             raise ValueError(f"--param expects key=value, got {item!r}")
         if key in params:
             raise ValueError(f"--param {key} is given twice")
+        if value in _PYTHON:
+            params[key] = _PYTHON[value]
+            continue
         try:
-            params[key] = tomllib.loads(f"v = {value.strip()}")["v"]
+            params[key] = tomllib.loads(f"v = {value}")["v"]
         except tomllib.TOMLDecodeError:
-            params[key] = value.strip()
+            if not _BARE.fullmatch(value) or value == "None":
+                raise ValueError(
+                    f"--param {key}={value}: {value!r} is not a TOML value (write 0.5, true, "
+                    '"text", [1, 2])'
+                ) from None
+            params[key] = value
     return params
+
+
+@contextlib.contextmanager
+def _on_path(folder: str):
+    """``folder`` first on ``sys.path`` for the duration of an import only."""
+    added = folder not in sys.path
+    if added:
+        sys.path.insert(0, folder)
+    try:
+        yield
+    finally:
+        if added and folder in sys.path:
+            sys.path.remove(folder)
 
 
 def _import(module: str) -> Any:
     """Import ``module`` (a dotted name, or a ``.py`` file), the working directory first."""
     if module.endswith(".py"):
-        path = Path(module)
+        path = Path(module).resolve()
         if not path.is_file():
             raise ValueError(f"target file {module!r} does not exist")
-        spec = importlib.util.spec_from_file_location(f"_uqmcmc_target_{path.stem}", path)
+        name = f"_uqmcmc_target_{path.stem}"
+        spec = importlib.util.spec_from_file_location(name, path)
         mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
+        sys.modules[name] = mod  # dataclasses and pickling look their module up here
+        try:
+            with _on_path(str(path.parent)):  # so that it imports the modules beside it
+                spec.loader.exec_module(mod)
+        except Exception as err:
+            sys.modules.pop(name, None)
+            raise ValueError(f"target file {module!r} fails to import: {err!r}") from err
         return mod
-    cwd = str(Path.cwd())
-    if cwd not in sys.path:
-        sys.path.insert(0, cwd)
     try:
-        return importlib.import_module(module)
+        with _on_path(str(Path.cwd())):
+            return importlib.import_module(module)
     except ModuleNotFoundError as err:
-        if err.name and module.startswith(err.name):
+        if err.name and (module == err.name or module.startswith(err.name + ".")):
             raise ValueError(
                 f"target module {module!r} cannot be imported: no module {err.name!r} in the "
                 "working directory or on the Python path (or give a file: path/to/file.py:Name)"
             ) from None
-        raise
+        raise ValueError(f"target module {module!r} fails to import: {err!r}") from err
+    except Exception as err:
+        raise ValueError(f"target module {module!r} fails to import: {err!r}") from err
 
 
 def load_target(spec: str | Any, params: Mapping[str, Any] | None = None) -> Any:
@@ -90,10 +132,12 @@ def load_target(spec: str | Any, params: Mapping[str, Any] | None = None) -> Any
     Parameters
     ----------
     spec
-        A built-in name (:data:`BUILTIN_TARGETS`: ``"phi4"``, ``"lj"``), ``"module:Name"``
-        (a dotted module importable from the working directory or the Python path) or
-        ``"path/to/file.py:Name"``; ``Name`` may be a class, a function returning a target, or
-        a target. An object with ``action`` and ``grad`` is returned as it is.
+        A built-in name (:data:`BUILTIN_TARGETS`: ``"phi4"``, ``"lj"``), a class name in
+        :data:`uqmcmc.targets.TARGETS` (``"Gaussian"``, or a user's class added there),
+        ``"module:Name"`` (a dotted module importable from the working directory or the Python
+        path) or ``"path/to/file.py:Name"``; ``Name`` may be a class, a function returning a
+        target, or a target. A target object is returned as it is, a class is called with
+        ``params``.
     params
         Keyword arguments of the class or function (none for a target instance).
 
@@ -115,6 +159,8 @@ def load_target(spec: str | Any, params: Mapping[str, Any] | None = None) -> Any
     ValueError: target 'lj' (LJCluster) does not take parameter 'temp'; it takes N, d, ...
     """
     params = dict(params or {})
+    if inspect.isclass(spec):
+        return _build(spec.__name__, spec, params)
     if callable(getattr(spec, "action", None)):
         if params:
             raise ValueError("parameters cannot be passed to a target object, only to a class")
@@ -123,8 +169,12 @@ def load_target(spec: str | Any, params: Mapping[str, Any] | None = None) -> Any
     if not isinstance(spec, str) or not spec.strip():
         raise ValueError(f"target must be a name or 'module:Name', got {spec!r}")
     spec = spec.strip()
+    from uqmcmc.targets import TARGETS  # the registry the diagnostics read (users add to it)
+
     if spec in BUILTIN_TARGETS:
         obj = BUILTIN_TARGETS[spec]
+    elif spec in TARGETS:
+        obj = TARGETS[spec]
     elif ":" in spec:
         module, _, name = spec.rpartition(":")
         mod = _import(module)
@@ -133,7 +183,8 @@ def load_target(spec: str | Any, params: Mapping[str, Any] | None = None) -> Any
         obj = getattr(mod, name)
     else:
         raise ValueError(
-            f"unknown target {spec!r}: use one of {sorted(BUILTIN_TARGETS)} or "
+            f"unknown target {spec!r}: use one of {sorted(BUILTIN_TARGETS)}, a class of "
+            f"uqmcmc.targets.TARGETS ({', '.join(sorted(TARGETS))}), "
             "'module:Name' (a class in an importable module) or 'file.py:Name'"
         )
     target = _build(spec, obj, params)
@@ -155,6 +206,13 @@ def _build(spec: str, obj: Any, params: dict[str, Any]) -> Any:
         sig = inspect.signature(obj)
     except (TypeError, ValueError):
         return obj(**params)
+    if inspect.isclass(obj):
+        missing = [m for m in ("action", "grad") if not callable(getattr(obj, m, None))]
+        if missing:
+            raise ValueError(
+                f"target {spec!r}: class {obj.__name__} has no callable `{missing[0]}`: a "
+                "target needs `action(x)` and `grad(x)` (see uqmcmc.targets.Target)"
+            )
     takes_any = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
     names = [n for n, p in sig.parameters.items() if p.kind in (p.POSITIONAL_OR_KEYWORD,
                                                                 p.KEYWORD_ONLY)]  # fmt: skip

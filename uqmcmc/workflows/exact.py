@@ -32,6 +32,7 @@ from uqmcmc._validation import (
 from uqmcmc.diagnostics.report_folder import StagedFolder
 from uqmcmc.diagnostics.runs import component
 from uqmcmc.mcmc import run_chains
+from uqmcmc.targets.loading import BUILTIN_TARGETS
 from uqmcmc.workflows.system import DEFAULTS, REFERENCE_ACCEPTANCE, System
 
 
@@ -163,6 +164,22 @@ def exact_table(idata, target: Any) -> list[dict]:
     return rows
 
 
+def untabulated(result: ExactResult) -> list[str]:
+    """The observables of an exact run that its table leaves out (vectors too long to show
+    component by component, e.g. the default ``x`` of a 13-atom cluster): they are in the
+    run's ArviZ data.
+
+    Examples
+    --------
+    >>> res = run_exact(target="lj", params={"N": 13}, chains=2, steps=20, warmup=10, thin=1,
+    ...                 progress=False)
+    >>> untabulated(res)  # the cluster's own observables are all tabulated
+    []
+    """
+    post = {str(k): np.asarray(v) for k, v in _arviz.group(result.idata, "posterior").items()}
+    return result.config.system().untabulated(post)
+
+
 def format_table(rows: list[dict]) -> str:
     """Plain-text table of ``exact_table`` rows (``-`` for a missing ESS or R-hat).
 
@@ -222,7 +239,7 @@ class ExactConfig:
     >>> ExactConfig(target="lj", L=6).validate()
     Traceback (most recent call last):
         ...
-    ValueError: L, beta and g are phi^4's settings: give the parameters of 'lj' as params ...
+    ValueError: L, beta and g are phi^4's settings: give the parameters of 'lj' in params
     """
 
     L: int = 8
@@ -242,7 +259,8 @@ class ExactConfig:
     shape: tuple[int, ...] | None = None
 
     def system(self) -> System:
-        """The target of these settings with its workflow defaults.
+        """The target of these settings with its workflow defaults (built once per settings:
+        a user's module is imported once).
 
         Examples
         --------
@@ -250,8 +268,15 @@ class ExactConfig:
         'checkerboard'
         """
         if self.target == "phi4":
-            return System.load("phi4", {"L": self.L, "beta": self.beta, "g": self.g})
-        return System.load(self.target, self.params, shape=self.shape)
+            spec, params, shape = "phi4", {"L": self.L, "beta": self.beta, "g": self.g}, None
+        else:
+            spec, params, shape = self.target, self.params, self.shape
+        key = (spec, repr(sorted(params.items())), shape)
+        cached = self.__dict__.get("_system")
+        if cached is None or cached[0] != key:
+            cached = (key, System.load(spec, params, shape=shape))
+            self.__dict__["_system"] = cached
+        return cached[1]
 
     def validate(self) -> ExactConfig:
         """Check every setting, types included, before any work; returns ``self``.
@@ -281,26 +306,39 @@ class ExactConfig:
         if not isinstance(self.params, dict):
             raise SettingError("{0} must be a table of parameters, got {1!r}", "params",
                                self.params)  # fmt: skip
+        if self.shape is not None:
+            if isinstance(self.shape, str | bytes) or not all(
+                isinstance(n, int | np.integer) and not isinstance(n, bool) for n in self.shape
+            ):
+                raise SettingError("{0} must be a list of sizes, got {1!r}", "shape", self.shape)
+            self.shape = tuple(int(n) for n in self.shape)
         if self.target == "phi4":
             check_lattice(self.L, self.beta, self.g)
             if self.params:
-                raise SettingError("{0} of phi^4 are L, beta and g, not {1}", "params",
-                                   sorted(self.params))  # fmt: skip
+                raise SettingError(
+                    "phi^4's parameters are set with L, beta and g (--L, --beta, --g), not "
+                    "{0} {1}", "params", sorted(self.params),
+                )  # fmt: skip
         else:
             default = ExactConfig()
             if (self.L, self.beta, self.g) != (default.L, default.beta, default.g):
                 raise SettingError(
-                    "L, beta and g are phi^4's settings: give the parameters of {0!r} as "
-                    "{1} (--param key=value)", self.target, "params",
+                    "L, beta and g are phi^4's settings: give the parameters of {0!r} in {1}",
+                    self.target, "params",
                 )  # fmt: skip
         try:
-            self.system()
+            system = self.system()
+            system.require_shape()
         except (TypeError, ValueError) as err:
             raise SettingError("{0}", err) from None
         positive_int("chains", self.chains, minimum=2)
         positive_int("steps", self.steps)
         positive_int("thin", self.thin)
         positive_int("warmup", self.warmup, minimum=0)
+        if system.sampler == "mala" and self.step_size is None and self.warmup < 1:
+            raise SettingError(
+                "{0} must be >= 1 to tune the MALA step (or give {1})", "warmup", "step_size"
+            )
         if self.steps < self.thin:
             raise SettingError(
                 "{0} ({1}) must be at least {2} ({3})", "steps", self.steps, "thin", self.thin
@@ -383,6 +421,13 @@ def run_exact(
         unfinished = find_unfinished(resume, "exact")
         given = dataclasses.replace(config, **settings) if config is not None else settings
         config, overwrite = resumed_settings(unfinished, ExactConfig, given)
+        named = given.target if isinstance(given, ExactConfig) else given.get("target")
+        if config.target not in BUILTIN_TARGETS and named != config.target:
+            raise ValueError(
+                f"{str(unfinished)!r} samples a target of your own code ({config.target!r}): "
+                f"resume with target={config.target!r} (--target {config.target}) to confirm "
+                "that this code may be imported and run"
+            )
         settings = {}
     cfg = dataclasses.replace(config or ExactConfig(), **settings).validate()
     if cfg.out is None:

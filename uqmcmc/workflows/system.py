@@ -22,6 +22,7 @@ wraps), so the chain driver records its observables and parameters.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from uqmcmc.diagnostics.runs import MAX_COMPONENTS, available
 from uqmcmc.targets.base import check_target
 from uqmcmc.targets.loading import load_target
 
@@ -43,11 +45,9 @@ DEFAULTS = {
     "observables": "observables: each coordinate x and its square x2",
     "starts": "starts: standard-normal configurations",
     "reference": f"exact reference: MALA tuned to acceptance {REFERENCE_ACCEPTANCE}",
-    "params": "parameters: none recorded (the target has no `params`)",
+    "params": "parameters: the class name and the given parameters go in the attrs (the target "
+    "has no `params`)",
 }
-
-#: Largest vector observable that a table splits into one row per component.
-MAX_TABLE_COMPONENTS = 16
 
 
 def _default_observables(x: jax.Array) -> dict[str, jax.Array]:
@@ -70,9 +70,12 @@ class System:
     name
         How it was named (``"phi4"``, ``"lj"``, ``"module:Name"`` or the class name).
     shape
-        Shape of one configuration.
+        Shape of one configuration (``None`` if neither the target nor the caller gave one:
+        then only what needs no configuration works, and :meth:`require_shape` says so).
     defaults
         Keys of :data:`DEFAULTS` this system uses because the target does not supply them.
+    given
+        The parameters the target was built with (recorded when it has no ``params``).
 
     Examples
     --------
@@ -97,11 +100,18 @@ class System:
 
     target: Any
     name: str
-    shape: tuple[int, ...]
+    shape: tuple[int, ...] | None
     defaults: tuple[str, ...]
+    given: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     @classmethod
-    def of(cls, target: Any, name: str | None = None, shape: Any = None) -> System:
+    def of(
+        cls,
+        target: Any,
+        name: str | None = None,
+        shape: Any = None,
+        given: Mapping[str, Any] | None = None,
+    ) -> System:
         """Wrap ``target``; ``shape`` is needed only if the target has no ``shape``.
 
         Examples
@@ -114,16 +124,13 @@ class System:
             return target
         check_target(target)
         own = getattr(target, "shape", None)
-        if own is None and shape is None:
-            raise ValueError(
-                f"target {name or type(target).__name__} has no `shape`: give the shape of one "
-                "configuration (shape=... or --shape, e.g. --shape 13,3)"
-            )
-        given = tuple(int(n) for n in (own if own is not None else shape))
-        if own is not None and shape is not None and tuple(int(n) for n in shape) != given:
-            raise ValueError(f"shape {tuple(shape)} disagrees with the target's shape {given}")
-        if not given or any(n < 1 for n in given):
-            raise ValueError(f"shape must be positive sizes, got {given}")
+        sizes = None
+        if own is not None or shape is not None:
+            sizes = tuple(int(n) for n in (own if own is not None else shape))
+            if own is not None and shape is not None and tuple(int(n) for n in shape) != sizes:
+                raise ValueError(f"shape {tuple(shape)} disagrees with the target's shape {sizes}")
+            if not sizes or any(n < 1 for n in sizes):
+                raise ValueError(f"shape must be positive sizes, got {sizes}")
         defaults = []
         if not callable(getattr(target, "observables", None)):
             defaults.append("observables")
@@ -133,7 +140,30 @@ class System:
             defaults.append("reference")
         if not isinstance(getattr(target, "params", None), Mapping):
             defaults.append("params")
-        return cls(target, name or type(target).__name__, given, tuple(defaults))
+        return cls(target, name or type(target).__name__, sizes, tuple(defaults), dict(given or {}))
+
+    def require_shape(self) -> tuple[int, ...]:
+        """The shape of a configuration, or a ``ValueError`` saying how to give one.
+
+        Examples
+        --------
+        >>> import jax.numpy as jnp
+        >>> class Bare:
+        ...     def action(self, x):
+        ...         return jnp.sum(x**2)
+        ...     def grad(self, x):
+        ...         return 2 * x
+        >>> System.of(Bare()).require_shape()
+        Traceback (most recent call last):
+        ...
+        ValueError: target Bare has no `shape`: give the shape of one configuration (...)
+        """
+        if self.shape is None:
+            raise ValueError(
+                f"target {self.name} has no `shape`: give the shape of one configuration "
+                "(shape=... or --shape, e.g. --shape 13,3)"
+            )
+        return self.shape
 
     @classmethod
     def load(
@@ -147,7 +177,7 @@ class System:
         (5, 2)
         """
         name = spec if isinstance(spec, str) else None
-        return cls.of(load_target(spec, params), name=name, shape=shape)
+        return cls.of(load_target(spec, params), name=name, shape=shape, given=params)
 
     def __getattr__(self, attr: str) -> Any:
         if attr.startswith("__") or attr in ("target", "name", "shape", "defaults"):
@@ -164,11 +194,12 @@ class System:
 
     @property
     def params(self) -> dict:
-        """The target's ``params`` (recorded in a run's attrs), else its class name."""
+        """The target's ``params`` (recorded in a run's attrs), else its class name and the
+        parameters it was built with."""
         own = getattr(self.target, "params", None)
         if isinstance(own, Mapping):
             return dict(own)
-        return {"target": type(self.target).__name__}
+        return {"target": type(self.target).__name__, **self.given}
 
     def observables(self, x: jax.Array) -> dict[str, jax.Array]:
         """Per-configuration observables: the target's, else ``x`` and ``x2``."""
@@ -189,7 +220,7 @@ class System:
     def initial_positions(self, key: jax.Array, n: int) -> jax.Array:
         """``n`` starting configurations: the target's, else standard normal."""
         if "starts" in self.defaults:
-            return jax.random.normal(key, (n, *self.shape))
+            return jax.random.normal(key, (n, *self.require_shape()))
         return jnp.asarray(self.target.initial_positions(key, n))
 
     @property
@@ -243,7 +274,8 @@ class System:
 
     def table_observables(self, posterior: Mapping[str, np.ndarray]) -> list[str]:
         """The observables a summary table shows: the target's ``compared_observables`` that
-        the posterior has, else every scalar and every component of a short vector.
+        the posterior has, else every scalar and every component of a vector of at most
+        :data:`~uqmcmc.diagnostics.runs.MAX_COMPONENTS` (as the diagnostics split them).
 
         Examples
         --------
@@ -255,11 +287,24 @@ class System:
         compared = getattr(self.target, "compared_observables", None)
         if compared:
             return [n for n in compared if n in posterior and np.ndim(posterior[n]) == 2]
-        names = []
-        for name, value in posterior.items():
-            value = np.asarray(value)
-            if value.ndim == 2:
-                names.append(name)
-            elif value.ndim == 3 and value.shape[2] <= MAX_TABLE_COMPONENTS:
-                names.extend(f"{name}[{i}]" for i in range(value.shape[2]))
-        return names
+        return available(posterior)
+
+    def untabulated(self, posterior: Mapping[str, np.ndarray]) -> list[str]:
+        """The observables a table leaves out because they are too long (more than
+        :data:`~uqmcmc.diagnostics.runs.MAX_COMPONENTS` components, or arrays): they are in
+        the run's ArviZ data.
+
+        Examples
+        --------
+        >>> post = {"x": np.zeros((2, 5, 39)), "e": np.zeros((2, 5))}
+        >>> System.of(object.__new__(type("T", (), {"action": abs, "grad": abs}))).untabulated(post)
+        ['x']
+        """
+        if getattr(self.target, "compared_observables", None):
+            return []
+        return [
+            name
+            for name, x in posterior.items()
+            if name != "position"
+            and (np.ndim(x) > 3 or (np.ndim(x) == 3 and np.shape(x)[2] > MAX_COMPONENTS))
+        ]
