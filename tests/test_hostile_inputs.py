@@ -561,18 +561,21 @@ def test_last_layer_precisions_checked_on_load(tmp_path, edit, words):
 
 
 # -- Ctrl-C and the command as run from a shell --------------------------------------------
-def _default_sigint() -> None:
-    # A test run started in the background of a non-interactive shell ignores SIGINT, and a
-    # child inherits that (Python then installs no KeyboardInterrupt handler): give the
-    # command the disposition of one started from a terminal.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+#: Runs ``uqmcmc.cli`` as ``python -m`` does, with SIGINT raising KeyboardInterrupt as in a
+#: command started from a terminal: a test run started in the background of a
+#: non-interactive shell ignores SIGINT, and a child inherits that (without a fork-time hook,
+#: which JAX's threads make unsafe).
+_AS_FROM_A_TERMINAL = (
+    "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "sys.argv[0] = 'uqmcmc'; runpy.run_module('uqmcmc.cli', run_name='__main__', alter_sys=True)"
+)
 
 
 def _command(*args):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.Popen([sys.executable, "-m", "uqmcmc.cli", *args], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=_default_sigint)  # fmt: skip
+    return subprocess.Popen([sys.executable, "-c", _AS_FROM_A_TERMINAL, *args], cwd=REPO,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)  # fmt: skip
 
 
 @pytest.mark.slow
