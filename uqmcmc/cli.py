@@ -21,7 +21,7 @@ from uqmcmc.workflows import (
     run_exact,
 )
 from uqmcmc.workflows.compare_config import read_toml
-from uqmcmc.workflows.exact import untabulated
+from uqmcmc.workflows.exact import unmixed, untabulated
 
 
 def _finite_float(text: str) -> float:
@@ -219,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
                 res = run_exact(cfg, progress=not args.no_progress, overwrite=args.overwrite)
             print(describe_exact(res))
             print(format_table(res.rows))
+            if warning := unmixed(res.rows):
+                print(warning)
             if skipped := untabulated(res):
                 print(f"not tabulated (too many components; in exact.nc): {', '.join(skipped)}")
             print(f"wrote {res.path}")

@@ -135,6 +135,7 @@ def test_user_target_by_module_path_samples_its_moments(own_module, tmp_path, ca
     assert code == 0, out
     assert "user_system:Stretched: 8 chains x 6000 steps (thin 2), exact MALA" in out
     assert "default observables: each coordinate x and its square x2" in out
+    assert "not mixed" not in out  # R-hat <= 1.01 for every row
     assert (tmp_path / "run" / "exact.nc").exists()
 
     cfg = dict(target=f"{own_module}:Stretched", shape=(3,), chains=8, steps=6000,

@@ -164,6 +164,30 @@ def exact_table(idata, target: Any) -> list[dict]:
     return rows
 
 
+#: R-hat above which a table row counts as not mixed (Vehtari et al. 2021 recommend 1.01).
+RHAT_LIMIT = 1.01
+
+
+def unmixed(rows: list[dict], limit: float = RHAT_LIMIT) -> str | None:
+    """A one-line warning naming the rows of :func:`exact_table` whose R-hat exceeds
+    ``limit`` (the chains disagree: run longer), or ``None`` when every row is below it.
+
+    Examples
+    --------
+    >>> rows = [{"observable": "energy", "r_hat": 1.19}, {"observable": "q6", "r_hat": 1.004},
+    ...         {"observable": "heat_capacity", "r_hat": float("nan")}]
+    >>> print(unmixed(rows))
+    not mixed: R-hat > 1.01 for energy (1.19); the chains disagree, run longer (more steps)
+    >>> unmixed(rows[1:]) is None
+    True
+    """
+    bad = [r for r in rows if np.isfinite(r["r_hat"]) and r["r_hat"] > limit]
+    if not bad:
+        return None
+    names = ", ".join(f"{r['observable']} ({r['r_hat']:.2f})" for r in bad)
+    return f"not mixed: R-hat > {limit:g} for {names}; the chains disagree, run longer (more steps)"
+
+
 def untabulated(result: ExactResult) -> list[str]:
     """The observables of an exact run that its table leaves out (vectors too long to show
     component by component, e.g. the default ``x`` of a 13-atom cluster): they are in the
