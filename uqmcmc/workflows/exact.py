@@ -30,7 +30,7 @@ from uqmcmc._validation import (
     writable_folder,
 )
 from uqmcmc.diagnostics.report_folder import StagedFolder
-from uqmcmc.diagnostics.runs import component
+from uqmcmc.diagnostics.runs import component, posterior_arrays
 from uqmcmc.mcmc import run_chains
 from uqmcmc.targets.loading import BUILTIN_TARGETS
 from uqmcmc.workflows.system import DEFAULTS, REFERENCE_ACCEPTANCE, System
@@ -136,7 +136,7 @@ def exact_table(idata, target: Any) -> list[dict]:
     """
     system = System.of(target)
     post = _arviz.group(idata, "posterior")
-    arrays = {str(k): np.asarray(v) for k, v in post.data_vars.items()}
+    arrays = posterior_arrays(idata)
     rows = []
     for name in system.table_observables(arrays):
         s = _arviz.summarize(component(arrays, name))
@@ -200,8 +200,7 @@ def untabulated(result: ExactResult) -> list[str]:
     >>> untabulated(res)  # the cluster's own observables are all tabulated
     []
     """
-    post = {str(k): np.asarray(v) for k, v in _arviz.group(result.idata, "posterior").items()}
-    return result.config.system().untabulated(post)
+    return result.config.system().untabulated(posterior_arrays(result.idata))
 
 
 def format_table(rows: list[dict]) -> str:

@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from uqmcmc.diagnostics.runs import MAX_COMPONENTS, available
+from uqmcmc.diagnostics.runs import available
 from uqmcmc.targets.base import check_target
 from uqmcmc.targets.loading import load_target
 
@@ -302,9 +302,5 @@ class System:
         """
         if getattr(self.target, "compared_observables", None):
             return []
-        return [
-            name
-            for name, x in posterior.items()
-            if name != "position"
-            and (np.ndim(x) > 3 or (np.ndim(x) == 3 and np.shape(x)[2] > MAX_COMPONENTS))
-        ]
+        shown = {name.partition("[")[0] for name in available(posterior)}
+        return [name for name in posterior if name != "position" and name not in shown]
