@@ -35,4 +35,11 @@ def test_the_page_target_runs_as_the_page_says(user_module, capsys):
     assert printed[1 : len(shown)] == shown[1:], printed
     assert "x2[5]" in out and (Path("dimer-exact") / "exact.nc").exists()
     system = System.load(f"{name}:Dimer", {"temperature": 0.3}, shape=(2, 3))
-    assert system.defaults == ("observables", "starts", "reference", "params")
+    assert system.defaults == (
+        "observables",
+        "starts",
+        "reference",
+        "params",
+        "surrogate",
+        "network",
+    )

@@ -49,9 +49,12 @@ class Bare:
 
 def test_defaults_are_named_and_supplied():
     system = System.of(Bare(), shape=(2, 2))
-    assert system.defaults == ("observables", "starts", "reference", "params")
+    assert system.defaults == (
+        "observables", "starts", "reference", "params", "surrogate", "network",
+    )  # fmt: skip
     obs = system.observables(jnp.arange(4.0).reshape(2, 2))
     np.testing.assert_allclose(obs["x2"], [0, 1, 4, 9])
+    np.testing.assert_allclose(obs["sd"], np.mean([0, 1, 4, 9]))  # x dS/dx with dS/dx = x
     assert system.params == {"target": "Bare"}
     assert System.load(Bare, shape=(2,)).params == {"target": "Bare"}
     assert System.of(Phi4(4, 0.5, 1.0)).defaults == ()
@@ -134,7 +137,7 @@ def test_user_target_by_module_path_samples_its_moments(own_module, tmp_path, ca
     out = capsys.readouterr().out
     assert code == 0, out
     assert "user_system:Stretched: 8 chains x 6000 steps (thin 2), exact MALA" in out
-    assert "default observables: each coordinate x and its square x2" in out
+    assert "default observables: each coordinate x, its square x2 and the Stein term sd" in out
     assert "not mixed" not in out  # R-hat <= 1.01 for every row
     assert (tmp_path / "run" / "exact.nc").exists()
 
@@ -142,6 +145,8 @@ def test_user_target_by_module_path_samples_its_moments(own_module, tmp_path, ca
                warmup=1000, thin=2, seed=3)  # fmt: skip
     rows = run_exact(**cfg, progress=False).rows
     assert _z_scores(rows).max() < 4, rows
+    sd = next(r for r in rows if r["observable"] == "sd")  # the Stein term: exactly 1
+    assert abs(sd["mean"] - 1.0) < 4 * sd["err"], sd
     assert min(r["ess_bulk"] for r in rows) > 400
     wide = run_exact(**cfg, params={"scale": 1.15}, progress=False).rows
     assert _z_scores(wide).max() > 4, wide

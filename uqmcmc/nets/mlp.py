@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import jax
@@ -77,7 +78,9 @@ class MLP(nnx.Module):
 
     Parameters
     ----------
-    in_features : int
+    in_features : int or sequence of int
+        Input size, or the shape of one configuration, e.g. ``(13, 3)``: its axes are
+        flattened (a network of a whole configuration, as a default energy surrogate).
     hidden : sequence of int
         Widths of the hidden layers; the last one is ``F``.
     dropout : float
@@ -91,6 +94,8 @@ class MLP(nnx.Module):
     >>> net = MLP(1, (8, 8), rngs=nnx.Rngs(0))
     >>> net(jnp.zeros((3, 1))).shape, net.features(jnp.zeros((3, 1))).shape
     ((3,), (3, 8))
+    >>> MLP((4, 2), (8,), rngs=nnx.Rngs(0))(jnp.zeros((5, 4, 2))).shape  # 5 configurations
+    (5,)
     """
 
     reduce = "none"
@@ -98,12 +103,17 @@ class MLP(nnx.Module):
 
     def __init__(
         self,
-        in_features: int,
+        in_features: int | Sequence[int],
         hidden: Sequence[int] = (64, 64),
         *,
         dropout: float = 0.0,
         rngs: nnx.Rngs,
     ):
+        if isinstance(in_features, int):
+            self.in_shape: tuple[int, ...] = ()
+        else:
+            self.in_shape = tuple(int(n) for n in in_features)
+            in_features = math.prod(self.in_shape)
         widths = [in_features, *hidden]
         self.layers = nnx.List(
             [nnx.Linear(a, b, rngs=rngs) for a, b in zip(widths[:-1], widths[1:], strict=True)]
@@ -113,6 +123,8 @@ class MLP(nnx.Module):
 
     def features(self, x: Array) -> Array:
         h = jnp.asarray(x)
+        if self.in_shape:
+            h = h.reshape(*h.shape[: h.ndim - len(self.in_shape)], -1)
         for layer in self.layers:
             h = jnp.tanh(layer(h))
             if self.dropout is not None:

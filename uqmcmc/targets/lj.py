@@ -307,6 +307,31 @@ class LJCluster:
             f"wall_radius={self.wall_radius:.4g}, wall_strength={self.wall_strength})"
         )
 
+    #: The surrogate the compare workflow trains: the energy, as machine-learned interatomic
+    #: potentials do (forces by automatic differentiation).
+    default_surrogate = "energy"
+
+    def default_network(self, surrogate: str) -> Any:
+        """The energy network of this cluster, a :class:`~uqmcmc.uq.registry.Network` of
+        :class:`~uqmcmc.nets.AtomisticEnergyNet` (radial and angular descriptors, cutoff 2.5;
+        one hidden layer of 16 for the BNN). Only ``"energy"``: a network of per-atom forces
+        that is not the gradient of an energy is not what an interatomic potential is.
+
+        Examples
+        --------
+        >>> LJCluster(N=5, d=2).default_network("energy").kwargs["d"]
+        2
+        """
+        from uqmcmc.nets import AtomisticEnergyNet
+        from uqmcmc.uq.registry import Network
+
+        if surrogate != "energy":
+            raise ValueError(
+                f"the LJ cluster's surrogate is an energy network (forces by autodiff), not "
+                f"{surrogate!r}: use surrogate='energy'"
+            )
+        return Network(AtomisticEnergyNet, {"d": self.d}, small={"hidden": (16,)})
+
     def _check(self, x: Array) -> Array:
         x = jnp.asarray(x)
         if x.shape[-2:] != self.shape:

@@ -102,6 +102,27 @@ class Phi4:
         """
         return jax.random.normal(key, (n, *self.shape))
 
+    #: The surrogate the compare workflow trains unless told otherwise: ``grad S`` by an RCNN,
+    #: as in Tzivrailis et al.
+    default_surrogate = "gradient"
+
+    def default_network(self, surrogate: str) -> Any:
+        """The network of a surrogate of ``surrogate`` (``"gradient"``: the RCNN of ``grad S``;
+        ``"energy"``: :class:`~uqmcmc.nets.EnergyNet`, the same layers summed into ``S``),
+        as a :class:`~uqmcmc.uq.registry.Network`.
+
+        Examples
+        --------
+        >>> Phi4(4, 0.5, 1.0).default_network("energy").cls.__name__
+        'EnergyNet'
+        """
+        from uqmcmc.nets import EnergyNet
+        from uqmcmc.uq.registry import Network
+
+        if surrogate == "gradient":
+            return Network.default()
+        return Network(EnergyNet, {}, small={"channels": 8, "depth": 1})
+
     def _check(self, phi: Array) -> Array:
         phi = jnp.asarray(phi)
         if phi.shape[-2:] != self.shape:
@@ -197,6 +218,10 @@ class Phi4:
 
     #: Observables whose whole distribution is compared with the exact chain's.
     distribution_observables = ("abs_m", "action_density")
+
+    #: Observables a compare report leads with: ``sd`` (its bias grows like the square of
+    #: the noise of Delta S), ``|M|`` (the slowest) and the action density.
+    headline_observables = ("sd", "abs_m", "action_density")
 
     # -- ensemble-level estimators -------------------------------------------------------
     def derived(self, draws: Mapping[str, np.ndarray], n_blocks: int | None = None) -> dict:

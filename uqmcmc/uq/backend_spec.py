@@ -4,17 +4,57 @@ read (:class:`BackendSettings`) and how to build and fit it (:class:`BackendSpec
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from uqmcmc._validation import positive, positive_int
 from uqmcmc.uq.base import UQBackend
 
-__all__ = ["BackendSettings", "BackendSpec"]
+__all__ = ["BackendSettings", "BackendSpec", "Network"]
 
 #: A backend's name: a letter, then letters, digits, "_" or "-".
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+
+
+@dataclass(frozen=True)
+class Network:
+    """The network the built-in backends build: ``cls(**kwargs, rngs=...)``.
+
+    ``cls`` follows the uqmcmc network convention (``features``, ``readout``, ``reduce``: see
+    :class:`uqmcmc.nets.MLP`). The BNN, whose cost grows with the number of weights, builds
+    ``cls(**{**kwargs, **small})``; MC dropout builds ``cls(**{**kwargs, **dropout})``. The
+    default (:meth:`default`) is the RCNN surrogate of ``grad S`` of phi^4
+    (:class:`uqmcmc.nets.RCNN`); a target names its own with ``default_network(surrogate)``
+    (see :class:`uqmcmc.workflows.System`).
+
+    Examples
+    --------
+    >>> from uqmcmc.nets import MLP
+    >>> net = Network(MLP, {"in_features": 2, "hidden": (16,)}, small={"hidden": (8,)})
+    >>> net.kwargs_for("bnn"), net.kwargs_for("dropout")["dropout"]
+    ({'in_features': 2, 'hidden': (8,)}, 0.05)
+    >>> Network.default().cls.__name__
+    'RCNN'
+    """
+
+    cls: type
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    small: Mapping[str, Any] = field(default_factory=dict)
+    dropout: Mapping[str, Any] = field(default_factory=lambda: {"dropout": 0.05})
+
+    @classmethod
+    def default(cls) -> Network:
+        """The RCNN of ``grad S`` (a small one, 8 channels and one block, for the BNN)."""
+        from uqmcmc.nets import RCNN
+
+        return cls(RCNN, {}, small={"channels": 8, "depth": 1})
+
+    def kwargs_for(self, variant: str = "plain") -> dict[str, Any]:
+        """The constructor arguments of one variant: ``"plain"``, ``"bnn"`` (with
+        :attr:`small`) or ``"dropout"`` (with :attr:`dropout`)."""
+        extra = {"bnn": self.small, "dropout": self.dropout}.get(variant, {})
+        return {**self.kwargs, **extra}
 
 
 @dataclass(frozen=True)
@@ -34,6 +74,9 @@ class BackendSettings:
     learning_rate
         Peak learning rate of the cosine-decayed Adam
         (:func:`uqmcmc.uq.training.cosine_adam`) that trains the networks.
+    network
+        The network every built-in backend builds (:class:`Network`); default
+        :meth:`Network.default`, the RCNN of ``grad S``.
 
     Examples
     --------
@@ -50,6 +93,12 @@ class BackendSettings:
     svi_steps: int = 5000
     gp_steps: int = 1000
     learning_rate: float = 3e-2
+    network: Network | None = None
+
+    @property
+    def net(self) -> Network:
+        """:attr:`network`, or :meth:`Network.default` when unset."""
+        return self.network if self.network is not None else Network.default()
 
     def __post_init__(self) -> None:
         positive_int("n_members", self.n_members, minimum=2)

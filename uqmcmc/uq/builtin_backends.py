@@ -1,7 +1,9 @@
 """The built-in backends of :mod:`uqmcmc.uq.registry`: the compare workflow's.
 
-Each is built with the RCNN surrogate of ``grad S`` (:class:`uqmcmc.nets.RCNN`, the 3 x 3
-stem and 1 x 1 blocks that reach ~1% relative RMSE on phi^4) and fitted with the workflow's
+Each is built with the network of :attr:`~uqmcmc.uq.registry.BackendSettings.network`: by
+default the RCNN surrogate of ``grad S`` (:class:`uqmcmc.nets.RCNN`, the 3 x 3 stem and 1 x 1
+blocks that reach ~1% relative RMSE on phi^4), else the target's own (an energy network for
+energy surrogates); it is fitted with the workflow's
 settings: ``epochs`` of cosine-decayed Adam from ``learning_rate`` (SVI for the BNN), read
 from :class:`~uqmcmc.uq.registry.BackendSettings`. :data:`SPECS` lists them in report order;
 the registry adds them before anything else. Every builder imports its backend module when
@@ -32,12 +34,6 @@ def _lazy(module: str, attr: str) -> Callable[[], type]:
     return lambda: getattr(importlib.import_module(module), attr)
 
 
-def _rcnn() -> type:
-    from uqmcmc.nets import RCNN
-
-    return RCNN
-
-
 def _trained(settings: BackendSettings, **extra: Any) -> dict[str, Any]:
     """Fit settings of a network trained by gradient descent: ``epochs`` of cosine-decayed
     Adam from ``learning_rate``, no progress bar."""
@@ -50,26 +46,30 @@ def _trained(settings: BackendSettings, **extra: Any) -> dict[str, Any]:
 def _ensemble(settings: BackendSettings) -> UQBackend:
     from uqmcmc.uq.ensemble import DeepEnsemble
 
-    return DeepEnsemble(_rcnn(), {}, n_members=settings.n_members)
+    net = settings.net
+    return DeepEnsemble(net.cls, net.kwargs_for(), n_members=settings.n_members)
 
 
 def _dropout(settings: BackendSettings) -> UQBackend:
     # 20 fixed masks: every mean-mode MALA step evaluates all of them twice
     from uqmcmc.uq.dropout import MCDropout
 
-    return MCDropout(_rcnn(), {"dropout": 0.05}, n_masks=20)
+    net = settings.net
+    return MCDropout(net.cls, net.kwargs_for("dropout"), n_masks=20)
 
 
 def _last_layer(settings: BackendSettings) -> UQBackend:
     from uqmcmc.uq.last_layer import BayesianLastLayer
 
-    return BayesianLastLayer(_rcnn(), {})
+    net = settings.net
+    return BayesianLastLayer(net.cls, net.kwargs_for())
 
 
 def _bnn(settings: BackendSettings) -> UQBackend:
     from uqmcmc.uq.bnn import NumPyroBNN
 
-    return NumPyroBNN(_rcnn(), {"channels": 8, "depth": 1})
+    net = settings.net
+    return NumPyroBNN(net.cls, net.kwargs_for("bnn"))
 
 
 def _bnn_fit(settings: BackendSettings) -> dict[str, Any]:
@@ -87,7 +87,8 @@ def _deep_kernel(settings: BackendSettings) -> UQBackend:
     # the draws-mode step costs 0.4 times that of the library default (768).
     from uqmcmc.uq.deep_kernel import DeepKernelRegression
 
-    return DeepKernelRegression(_rcnn(), {}, rff_features=256)
+    net = settings.net
+    return DeepKernelRegression(net.cls, net.kwargs_for(), rff_features=256)
 
 
 #: The network and training protocol of Tzivrailis, Rosso, Kawasaki, "Uncertainty in AI-driven
@@ -97,9 +98,10 @@ PAPER_NET = {"channels": 16, "depth": 2, "kernel_size": 3, "activation": "relu"}
 
 
 def _paper_ensemble(settings: BackendSettings) -> UQBackend:
+    from uqmcmc.nets import RCNN
     from uqmcmc.uq.ensemble import PaperEnsemble
 
-    return PaperEnsemble(_rcnn(), dict(PAPER_NET), n_members=settings.n_members)
+    return PaperEnsemble(RCNN, dict(PAPER_NET), n_members=settings.n_members)
 
 
 def _paper_fit(settings: BackendSettings) -> dict[str, Any]:
@@ -111,24 +113,25 @@ def _paper_fit(settings: BackendSettings) -> dict[str, Any]:
 #: The built-in specs, in report order.
 SPECS: tuple[BackendSpec, ...] = (
     BackendSpec(
-        "ensemble", _ensemble, _trained, "deep ensemble of n_members RCNNs",
+        "ensemble", _ensemble, _trained, "deep ensemble of n_members networks (RCNNs by default)",
         _lazy("uqmcmc.uq.ensemble", "DeepEnsemble"),
     ),
     BackendSpec(
-        "dropout", _dropout, _trained, "MC dropout (rate 0.05, 20 fixed masks) over an RCNN",
+        "dropout", _dropout, _trained, "MC dropout (rate 0.05, 20 fixed masks) over the network",
         _lazy("uqmcmc.uq.dropout", "MCDropout"),
     ),
     BackendSpec(
-        "last_layer", _last_layer, _trained, "Bayesian last layer on a trained RCNN",
+        "last_layer", _last_layer, _trained, "Bayesian last layer on the trained network",
         _lazy("uqmcmc.uq.last_layer", "BayesianLastLayer"),
     ),
     BackendSpec(
-        "bnn", _bnn, _bnn_fit, "NumPyro BNN (mean-field SVI, 50 posterior draws) over a small RCNN",
+        "bnn", _bnn, _bnn_fit,
+        "NumPyro BNN (mean-field SVI, 50 posterior draws) over a small network",
         _lazy("uqmcmc.uq.bnn", "NumPyroBNN"),
     ),
     BackendSpec(
         "deep_kernel", _deep_kernel, _deep_kernel_fit,
-        "sparse GP (256 random features per draw) on a trained RCNN's features",
+        "sparse GP (256 random features per draw) on the trained network's features",
         _lazy("uqmcmc.uq.deep_kernel", "DeepKernelRegression"),
     ),
     BackendSpec(

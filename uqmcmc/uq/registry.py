@@ -31,7 +31,7 @@ from typing import Any
 
 import jax
 
-from uqmcmc.uq.backend_spec import BackendSettings, BackendSpec
+from uqmcmc.uq.backend_spec import BackendSettings, BackendSpec, Network
 from uqmcmc.uq.base import UQBackend
 
 Array = jax.Array
@@ -40,6 +40,7 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "BackendSettings",
     "BackendSpec",
+    "Network",
     "backend_class",
     "build",
     "fit",

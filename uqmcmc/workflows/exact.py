@@ -107,7 +107,8 @@ def describe_exact(result: ExactResult) -> str:
         how = "steps", f"exact MALA (step {c.step_size:g})"
     lines = [f"{c.target}{' ' + params if params else ''}: {c.chains} chains x {c.steps} "
              f"{how[0]} (thin {c.thin}), {how[1]}"]  # fmt: skip
-    lines += [f"  default {DEFAULTS[d]}" for d in system.defaults if d != "reference"]
+    lines += [f"  default {line}" for line in system.describe_defaults()
+              if line != DEFAULTS["reference"]]  # fmt: skip
     return "\n".join(lines)
 
 

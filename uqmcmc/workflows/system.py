@@ -6,12 +6,17 @@ so:
 
 - **shape** of one configuration: the target's ``shape``, else the ``shape`` given.
 - **observables**: the target's ``observables(x)``, else each coordinate ``x`` and its square
-  ``x2``, flattened (their means are the first two moments).
+  ``x2``, flattened (their means are the first two moments), and the Stein term
+  ``sd = mean_i x_i dS/dx_i`` (exact expectation 1: integration by parts, for a density that
+  falls off in every direction).
 - **derived quantities** with errors: the target's ``derived(draws)``, else none.
 - **starts**: the target's ``initial_positions(key, n)``, else standard-normal configurations.
 - **exact reference sampler**: checkerboard Metropolis sweeps for a lattice target with a
   per-site ``local_delta`` (:func:`uqmcmc.mcmc.checkerboard`); else exact MALA with the step
   tuned in warm-up towards acceptance :data:`REFERENCE_ACCEPTANCE`.
+- **surrogate**: the target's ``default_surrogate``, else ``"energy"``; its **network** the
+  target's ``default_network(surrogate)``, else an :class:`~uqmcmc.nets.MLP` of the flattened
+  configuration (energy surrogates only).
 - **exact identities**: every target gets the Stein identities of
   :mod:`uqmcmc.diagnostics.identities`, which integration by parts gives for any smooth
   action, e.g. :math:`\langle x_i\,\partial S/\partial x_i\rangle = 1`.
@@ -35,25 +40,35 @@ from uqmcmc.diagnostics.runs import available
 from uqmcmc.targets.base import check_target
 from uqmcmc.targets.loading import load_target
 
-__all__ = ["DEFAULTS", "REFERENCE_ACCEPTANCE", "System"]
+__all__ = ["DEFAULTS", "REFERENCE_ACCEPTANCE", "SURROGATES", "System"]
+
+#: What a surrogate predicts: the energy (action) ``S``, or its gradient ``grad S``.
+SURROGATES = ("energy", "gradient")
+
+#: The default energy network of a target without its own: an MLP of the flattened
+#: configuration, two hidden layers of 64 (one of 16 for the BNN).
+DEFAULT_HIDDEN, DEFAULT_SMALL = (64, 64), (16,)
 
 #: Target acceptance of the exact MALA reference when the target has no sampler of its own.
 REFERENCE_ACCEPTANCE = 0.6
 
 #: What each default of :class:`System` is, as a run reports it.
 DEFAULTS = {
-    "observables": "observables: each coordinate x and its square x2",
+    "observables": "observables: each coordinate x, its square x2 and the Stein term sd "
+    "(mean of x dS/dx, exact 1)",
     "starts": "starts: standard-normal configurations",
     "reference": f"exact reference: MALA tuned to acceptance {REFERENCE_ACCEPTANCE}",
     "params": "parameters: the class name and the given parameters go in the attrs (the target "
     "has no `params`)",
+    "surrogate": "surrogate: the energy",
+    "network": f"network: an MLP of the flattened configuration, hidden layers {DEFAULT_HIDDEN}",
 }
 
 
-def _default_observables(x: jax.Array) -> dict[str, jax.Array]:
-    """Each coordinate (flattened, in C order) and its square."""
+def _default_observables(target: Any, x: jax.Array) -> dict[str, jax.Array]:
+    """Each coordinate (flattened, in C order), its square and the Stein term."""
     flat = jnp.ravel(x)
-    return {"x": flat, "x2": flat * flat}
+    return {"x": flat, "x2": flat * flat, "sd": jnp.mean(flat * jnp.ravel(target.grad(x)))}
 
 
 @dataclass(frozen=True, eq=False)
@@ -89,9 +104,9 @@ class System:
     ...         return x**3
     >>> system = System.of(Quartic(), shape=(3,))
     >>> system.defaults
-    ('observables', 'starts', 'reference', 'params')
+    ('observables', 'starts', 'reference', 'params', 'surrogate', 'network')
     >>> sorted(system.observables(jnp.ones(3))), system.sampler
-    (['x', 'x2'], 'mala')
+    (['sd', 'x', 'x2'], 'mala')
     >>> system.initial_positions(jax.random.key(0), 4).shape
     (4, 3)
     >>> System.load("phi4", {"L": 4, "beta": 0.5, "g": 1.0}).sampler
@@ -140,6 +155,10 @@ class System:
             defaults.append("reference")
         if not isinstance(getattr(target, "params", None), Mapping):
             defaults.append("params")
+        if getattr(target, "default_surrogate", None) not in SURROGATES:
+            defaults.append("surrogate")
+        if not callable(getattr(target, "default_network", None)):
+            defaults.append("network")
         return cls(target, name or type(target).__name__, sizes, tuple(defaults), dict(given or {}))
 
     def require_shape(self) -> tuple[int, ...]:
@@ -204,7 +223,7 @@ class System:
     def observables(self, x: jax.Array) -> dict[str, jax.Array]:
         """Per-configuration observables: the target's, else ``x`` and ``x2``."""
         if "observables" in self.defaults:
-            return _default_observables(x)
+            return _default_observables(self.target, x)
         return self.target.observables(x)
 
     @property
@@ -222,6 +241,75 @@ class System:
         if "starts" in self.defaults:
             return jax.random.normal(key, (n, *self.require_shape()))
         return jnp.asarray(self.target.initial_positions(key, n))
+
+    @property
+    def default_surrogate(self) -> str:
+        """What the compare workflow's surrogates predict unless told otherwise
+        (:data:`SURROGATES`): the target's ``default_surrogate``, else ``"energy"``."""
+        return "energy" if "surrogate" in self.defaults else self.target.default_surrogate
+
+    def network(self, surrogate: str | None = None) -> Any:
+        """The network of a ``surrogate`` surrogate (default :attr:`default_surrogate`), a
+        :class:`~uqmcmc.uq.registry.Network`: the target's ``default_network(surrogate)``,
+        else an MLP of the flattened configuration (:data:`DEFAULT_HIDDEN`), which predicts
+        energies only.
+
+        Examples
+        --------
+        >>> import jax.numpy as jnp
+        >>> class Bowl:
+        ...     shape = (2,)
+        ...     def action(self, x):
+        ...         return jnp.sum(x**2) / 2
+        ...     def grad(self, x):
+        ...         return x
+        >>> net = System.of(Bowl()).network()
+        >>> net.cls.__name__, net.kwargs
+        ('MLP', {'in_features': (2,), 'hidden': (64, 64)})
+        >>> System.of(Bowl()).network("gradient")
+        Traceback (most recent call last):
+        ...
+        ValueError: target Bowl has no network for a gradient surrogate: ...
+        """
+        surrogate = self.default_surrogate if surrogate is None else surrogate
+        if surrogate not in SURROGATES:
+            raise ValueError(f"surrogate must be one of {SURROGATES}, got {surrogate!r}")
+        if "network" not in self.defaults:
+            return self.target.default_network(surrogate)
+        if surrogate != "energy":
+            raise ValueError(
+                f"target {self.name} has no network for a {surrogate} surrogate: give it a "
+                "default_network(surrogate) method (see uqmcmc.workflows.System), or use "
+                "the energy surrogate"
+            )
+        from uqmcmc.nets import MLP
+        from uqmcmc.uq.registry import Network
+
+        shape = self.require_shape()
+        return Network(MLP, {"in_features": shape, "hidden": DEFAULT_HIDDEN},
+                       small={"hidden": DEFAULT_SMALL})  # fmt: skip
+
+    @property
+    def headline_observables(self) -> tuple[str, ...]:
+        """The observables a report leads with (the bias decomposition, the noise sweep, the
+        cost per effective sample): the target's ``headline_observables``, else its first
+        two ``compared_observables``, else ``("sd",)`` (the Stein term of the default
+        observables).
+
+        Examples
+        --------
+        >>> System.load("phi4", {"L": 4, "beta": 0.5, "g": 1.0}).headline_observables
+        ('sd', 'abs_m', 'action_density')
+        >>> System.load("lj", {"N": 4}).headline_observables
+        ('energy', 'rg')
+        """
+        own = getattr(self.target, "headline_observables", None)
+        if own:
+            return tuple(own)
+        compared = getattr(self.target, "compared_observables", None)
+        if compared and "observables" not in self.defaults:
+            return tuple(compared[:2])
+        return ("sd",)
 
     @property
     def sampler(self) -> str:
@@ -261,8 +349,9 @@ class System:
             "attrs": attrs,
         }
 
-    def describe_defaults(self) -> list[str]:
-        """One line per default used (empty if the target supplies everything).
+    def describe_defaults(self, surrogates: bool = False) -> list[str]:
+        """One line per default used (empty if the target supplies everything); those of
+        the surrogate and its network only with ``surrogates`` (a workflow that trains one).
 
         Examples
         --------
@@ -270,7 +359,8 @@ class System:
         >>> System.of(LJCluster(N=4)).describe_defaults()
         ['exact reference: MALA tuned to acceptance 0.6']
         """
-        return [DEFAULTS[d] for d in self.defaults]
+        skip = () if surrogates else ("surrogate", "network")
+        return [DEFAULTS[d] for d in self.defaults if d not in skip]
 
     def table_observables(self, posterior: Mapping[str, np.ndarray]) -> list[str]:
         """The observables a summary table shows: the target's ``compared_observables`` that
