@@ -88,9 +88,24 @@ def _parser() -> argparse.ArgumentParser:
         help="surrogate chains of every UQ backend against the exact chain, with a report",
     )
     d = CompareConfig()
-    cmp.add_argument("--L", type=int, help=f"lattice size (default {d.L})")
-    cmp.add_argument("--beta", type=_finite_float, help=f"hopping (default {d.beta:g})")
-    cmp.add_argument("--g", type=_finite_float, help=f"quartic coupling (default {d.g:g})")
+    cmp.add_argument(
+        "--target", help="phi4 (default), lj, or your own: package.module:Name or "
+        "path/to/file.py:Name (a class or function with action(x) and grad(x))",
+    )  # fmt: skip
+    cmp.add_argument(
+        "--param", action="append", default=[], metavar="KEY=VALUE",
+        help="a parameter of the target (repeatable; also a [params] table in --config)",
+    )  # fmt: skip
+    cmp.add_argument("--shape", type=_shape, help="shape of a configuration, for a target "
+                     "without a `shape` attribute (e.g. 13,3)")  # fmt: skip
+    cmp.add_argument(
+        "--surrogate", choices=("energy", "gradient"),
+        help="what the surrogates predict (default: the target's choice; phi^4 gradient, "
+        "others energy)",
+    )  # fmt: skip
+    cmp.add_argument("--L", type=int, help=f"phi^4 lattice size (default {d.L})")
+    cmp.add_argument("--beta", type=_finite_float, help=f"phi^4 hopping (default {d.beta:g})")
+    cmp.add_argument("--g", type=_finite_float, help=f"phi^4 quartic coupling (default {d.g:g})")
     cmp.add_argument(
         "--backends",
         help="comma-separated backend names (default: " + ",".join(BACKENDS) + "; also any "
@@ -130,9 +145,13 @@ def _compare_config(args) -> tuple[CompareConfig, dict[str, str]]:
     the command line, ``steps (in FILE)`` for a key of the TOML file."""
     overrides = {
         k: getattr(args, k)
-        for k in ("L", "beta", "g", "steps", "chains", "seed", "out")
+        for k in ("target", "shape", "surrogate", "L", "beta", "g", "steps", "chains", "seed",
+                  "out")
         if getattr(args, k) is not None
-    }
+    }  # fmt: skip
+    if args.param:
+        toml_params = read_toml(args.config).get("params", {}) if args.config else {}
+        overrides["params"] = {**toml_params, **parse_params(args.param)}
     if args.backends is not None:
         overrides["backends"] = tuple(b.strip() for b in args.backends.split(",") if b.strip())
     if args.quick:
@@ -227,7 +246,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "compare":
             if args.resume is not None:
                 _check_resume(parser, args)
-                res = run_compare(progress=not args.no_progress, resume=args.resume)
+                res = run_compare(progress=not args.no_progress, resume=args.resume,
+                                  target=args.target)  # fmt: skip
             else:
                 cfg, words = _compare_config(args)
                 res = run_compare(cfg.validate(), progress=not args.no_progress,

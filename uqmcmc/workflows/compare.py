@@ -2,10 +2,11 @@
 
 ``run_compare(CompareConfig())`` is what ``uqmcmc compare`` runs: exact reference chains, the
 training set (as in Tzivrailis, Rosso, Kawasaki, arXiv:2506.14594: 180 + 20 configurations),
-every UQ backend trained on ``grad S``, for each backend the MALA chains {mean, draws} x {no
-penalty, Ceperley-Dewing} plus one chain set per fixed member / posterior draw and a
-delayed-acceptance control, the comparison with the exact chain, exact-identity checks, plots
-and a report folder. Settings live in
+every UQ backend trained on ``grad S`` or on the energy ``S`` (the settings' ``surrogate``), of
+phi^4 or of any target (``target``: see :class:`~uqmcmc.workflows.System`), for each backend the
+MALA chains {mean, draws} x {no penalty, Ceperley-Dewing} plus one chain set per fixed member /
+posterior draw and a delayed-acceptance control, the comparison with the exact chain, exact-
+identity checks, plots and a report folder. Settings live in
 :mod:`~uqmcmc.workflows.compare_config`, chain runs in :mod:`~uqmcmc.workflows.compare_chains`,
 the report in :mod:`~uqmcmc.workflows.compare_report`.
 """
@@ -34,7 +35,6 @@ from tqdm.auto import tqdm
 from uqmcmc import _arviz
 from uqmcmc._compile_cache import CompileClock
 from uqmcmc.diagnostics.report_folder import StagedFolder
-from uqmcmc.targets import Phi4
 from uqmcmc.uq import registry
 from uqmcmc.uq.base import UQBackend
 from uqmcmc.uq.io import provenance
@@ -56,6 +56,7 @@ from uqmcmc.workflows.exact import run_exact
 from uqmcmc.workflows.resume import (
     CHECKPOINTS,
     StageCheckpoints,
+    confirm_own_code,
     find_unfinished,
     resumed_settings,
 )
@@ -65,16 +66,15 @@ from uqmcmc.workflows.resume import (
 class CompareResult:
     """Everything a compare run produced (the report folder holds the same, on disk).
 
-    ``runs`` maps a run name (``"exact-mala"``, ``"<backend>/<mode>/<none|cd>"``) to its
-    ArviZ data; ``comparison`` is :func:`uqmcmc.diagnostics.compare_to_exact`'s table,
-    ``epistemic`` the per-draw spread, ``identities`` the exact-identity checks; ``timings``
-    the seconds per stage; ``members`` the per-draw runs of each backend and ``predictions``
-    each backend's ``(mean, var, truth)`` of ``grad S`` on the test split; ``sweep`` the
+    ``runs`` maps a run name (``"exact-mala"``, ``"<backend>/<mode>/<none|cd>"``) to its ArviZ
+    data; ``comparison`` is :func:`uqmcmc.diagnostics.compare_to_exact`'s table, ``epistemic``
+    the per-draw spread, ``identities`` the exact-identity checks; ``timings`` the seconds per
+    stage; ``members`` the per-draw runs of each backend and ``predictions`` each backend's
+    ``(mean, var, truth)`` of its labels (``grad S`` or ``S``) on the test split; ``sweep`` the
     noise-sweep runs (``"<backend>/noise<s>/<none|cd>"``); ``evaluations`` each backend's
-    network evaluations per :meth:`predict_mean_var` configuration; ``compilation`` the
-    seconds JAX spent compiling (``seconds``, summed over the worker threads) and the number of
-    XLA compilations (``compiles``), up to the report. See
-    :func:`run_compare` for an example.
+    network evaluations per :meth:`predict_mean_var` configuration; ``compilation`` the seconds
+    JAX spent compiling (``seconds``, summed over the worker threads) and the number of XLA
+    compilations (``compiles``), up to the report. See :func:`run_compare` for an example.
 
     Examples
     --------
@@ -105,6 +105,7 @@ def run_compare(
     progress: bool = True,
     overwrite: bool = False,
     resume: str | Path | None = None,
+    target: str | None = None,
 ) -> CompareResult:
     """Run the whole comparison and write the report folder ``cfg.out``.
 
@@ -122,7 +123,8 @@ def run_compare(
     ``resume=<folder>`` continues an unfinished run (its ``<out>.incomplete``, the partial
     folder a killed run left, or ``<out>`` to find either) with the settings it started with
     (``cfg``, if given, must agree) and computes only what is missing; the report is the same,
-    number for number, as that of an uninterrupted run.
+    number for number, as that of an uninterrupted run. A run of a user's own target resumes
+    only when ``target`` (or ``cfg.target``) names that target again.
 
     Examples
     --------
@@ -151,7 +153,9 @@ def run_compare(
     unfinished = None
     if resume is not None:
         unfinished = find_unfinished(resume, "compare")
+        named = target if target is not None else (cfg.target if cfg is not None else None)
         cfg, overwrite = resumed_settings(unfinished, CompareConfig, cfg)
+        confirm_own_code(unfinished, cfg.target, named)
     cfg = (cfg or CompareConfig()).validate()
     settings = dataclasses.asdict(cfg)
     folder = StagedFolder(
@@ -168,7 +172,8 @@ def run_compare(
 def _run_stages(cfg: CompareConfig, out: Path, progress: bool, folder: StagedFolder):
     """The stages of :func:`run_compare`, writing into ``out`` (the folder being assembled);
     ``folder.timings`` and ``folder.current`` follow the stages for the manifest."""
-    target = Phi4(cfg.L, cfg.beta, cfg.g)
+    target = cfg.system()
+    label = "grad" if cfg.surrogate_kind == "gradient" else "action"
     key = jax.random.key(cfg.seed)
     k_data, k_fit, k_chain, k_draw = jax.random.split(key, 4)
     timings: dict[str, float] = folder.timings
@@ -207,7 +212,7 @@ def _run_stages(cfg: CompareConfig, out: Path, progress: bool, folder: StagedFol
         exact = ckpt.piece(
             "exact",
             lambda: run_exact(
-                L=cfg.L, beta=cfg.beta, g=cfg.g, chains=cfg.chains, steps=cfg.exact_steps,
+                **cfg.target_settings(), chains=cfg.chains, steps=cfg.exact_steps,
                 warmup=cfg.warmup, thin=cfg.thin, seed=cfg.seed, record_positions=True,
                 progress=False,
             ).idata,
@@ -236,7 +241,14 @@ def _run_stages(cfg: CompareConfig, out: Path, progress: bool, folder: StagedFol
         t0 = stage("training set")
         from uqmcmc.workflows.training_data import make_dataset
 
-        data = make_dataset(target, k_data, cfg.n_train + cfg.n_test, n_test=cfg.n_test)
+        # Training configurations from exact chains: phi^4's checkerboard sweeps, else exact
+        # MALA at the reference's tuned step.
+        sampler = None
+        if target.sampler != "checkerboard":
+            exact_step = float(_arviz.attrs(exact)["step_size"])
+            sampler = target.reference(exact_step)["algorithm"]
+        data = make_dataset(target, k_data, cfg.n_train + cfg.n_test, n_test=cfg.n_test,
+                            algorithm=sampler)  # fmt: skip
         done("dataset", t0)
 
         settings = cfg.backend_settings()
@@ -264,13 +276,14 @@ def _run_stages(cfg: CompareConfig, out: Path, progress: bool, folder: StagedFol
                 backend = _trained(
                     ckpt, name, out / "backends" / name,
                     lambda i=i, name=name: registry.fit(
-                        name, settings, data.train.x, data.train.grad,
+                        name, settings, data.train.x, getattr(data.train, label),
                         jax.random.fold_in(k_fit, i),
                     ),
                 )  # fmt: skip
-                calibration[name] = _calibration(backend, data.test)
+                truth = getattr(data.test, label)
+                calibration[name] = _calibration(backend, data.test.x, truth)
                 mean, var = backend.predict_mean_var(data.test.x)
-                predictions[name] = (np.asarray(mean), np.asarray(var), np.asarray(data.test.grad))
+                predictions[name] = (np.asarray(mean), np.asarray(var), np.asarray(truth))
                 evaluations[name] = (
                     backend.evaluations_per_mean if isinstance(backend, UQBackend) else 1
                 )
@@ -401,8 +414,8 @@ def _when_all_done(jobs: list[Future], callback: Callable[[], None]) -> None:
         job.add_done_callback(one_done)
 
 
-def _calibration(backend, test) -> dict:
+def _calibration(backend, x, truth) -> dict:
     from uqmcmc.uq import calibration
 
-    m = calibration.metrics(backend, test.x, test.grad)
+    m = calibration.metrics(backend, x, truth)
     return {k: float(v) for k, v in m.items() if np.ndim(v) == 0}

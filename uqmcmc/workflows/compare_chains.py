@@ -23,6 +23,7 @@ import numpy as np
 
 from uqmcmc import _arviz
 from uqmcmc.mcmc import (
+    EnergyDelta,
     ExactDelta,
     GradientDelta,
     NoisyOracle,
@@ -75,6 +76,31 @@ class ChainPlan:
     def x0(self) -> jax.Array:
         """One start per chain: the last equilibrated configuration of each exact chain."""
         return jnp.asarray(self.equilibrated[:, -1])
+
+    def estimator(
+        self,
+        backend: Any,
+        mode: str = "mean",
+        n_draws: int | None = None,
+        added_noise: Any = 0.0,
+    ) -> EnergyDelta | GradientDelta:
+        """The ΔS estimator of ``backend`` for the settings' surrogate
+        (:attr:`~uqmcmc.workflows.CompareConfig.surrogate_kind`): ``GradientDelta`` (the
+        quadrature ``cfg.rule`` of ``grad S``) or ``EnergyDelta`` (energy differences).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from uqmcmc.targets import Phi4
+        >>> from uqmcmc.uq.exact import ExactSurrogate
+        >>> plan = ChainPlan(CompareConfig(surrogate="energy"), Phi4(4, 0.5, 1.0), 0.01,
+        ...                  np.zeros((2, 3, 4, 4)))
+        >>> type(plan.estimator(ExactSurrogate(Phi4(4, 0.5, 1.0), "action"))).__name__
+        'EnergyDelta'
+        """
+        if self.cfg.surrogate_kind == "gradient":
+            return GradientDelta(backend, self.cfg.rule, mode, n_draws, added_noise=added_noise)
+        return EnergyDelta(backend, mode, n_draws, added_noise=added_noise)
 
 
 def per_draw_algorithm(
@@ -197,7 +223,7 @@ def rule_pair(plan: ChainPlan, name: str, backend: Any, mode: str, key: jax.Arra
     """
     cfg = plan.cfg
     n_draws = cfg.n_draws if mode == "draws" else None
-    est = GradientDelta(backend, rule=cfg.rule, mode=mode, n_draws=n_draws)
+    est = plan.estimator(backend, mode, n_draws)
     return _naive_and_penalised(plan, est, PENALTY[mode], {"backend": name, "mode": mode}, key)
 
 
@@ -279,10 +305,10 @@ def noise_sweep(plan: ChainPlan, name: str, backend: Any, key: jax.Array) -> dic
 
     def make(params):
         noise, penalised = params
-        est = GradientDelta(backend, cfg.rule, "draws", cfg.n_draws, added_noise=noise)
+        est = plan.estimator(backend, "draws", cfg.n_draws, added_noise=noise)
         return mala(est, plan.step_size, acceptance=Switch(penalty, penalised))
 
-    est = GradientDelta(backend, rule=cfg.rule, mode="draws", n_draws=cfg.n_draws)
+    est = plan.estimator(backend, "draws", cfg.n_draws)
     attrs = {**est.params, "kernel": "mala", "backend": name, "mode": "draws", "seed": cfg.seed,
              "coupling": coupling_tag(cfg)}  # fmt: skip
     x0 = jnp.repeat(plan.x0[:, None], 2 * len(levels), axis=1)
@@ -321,7 +347,7 @@ def member_runs(plan: ChainPlan, name: str, backend: Any, key: jax.Array, index:
     draws = draw_ids(backend, k_draw, cfg.n_fixed)
     k = int(jax.tree.leaves(draws)[0].shape[0])
     alg = per_draw_algorithm(
-        backend, draws, lambda b: mala(GradientDelta(b, rule=cfg.rule), plan.step_size, "none")
+        backend, draws, lambda b: mala(plan.estimator(b), plan.step_size, "none")
     )
     flat = plan.equilibrated.reshape(-1, *target.shape)
     pick = jax.random.choice(
@@ -369,7 +395,7 @@ def delayed_run(plan: ChainPlan, name: str, backend: Any, key: jax.Array, index:
     ['delta_var', 'step_size']
     """
     cfg = plan.cfg
-    est = GradientDelta(backend, rule=cfg.rule, mode="mean")
+    est = plan.estimator(backend)
     attrs = {**est.params, "kernel": "mala", "backend": name, "mode": "mean",
              "acceptance": "delayed", "substeps": 1, "seed": cfg.seed}  # fmt: skip
     if cfg.step_size is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from uqmcmc._validation import (
@@ -21,7 +21,7 @@ from uqmcmc._validation import (
 )
 from uqmcmc.mcmc.estimators import QUADRATURE
 from uqmcmc.uq import registry
-from uqmcmc.workflows.exact import check_lattice
+from uqmcmc.workflows.system import SURROGATES, System, check_target_settings, settings_system
 
 #: The built-in backends, in report order (the default of ``backends``); ``--backends`` accepts
 #: every name of :func:`uqmcmc.uq.registry.names`, a user's registered backends included, and
@@ -34,7 +34,12 @@ BACKENDS = ("ensemble", "dropout", "last_layer", "bnn", "deep_kernel")
 class CompareConfig:
     """Settings of a compare run (the defaults are the full run; :meth:`quick` the short one).
 
-    Lattice and couplings: ``L``, ``beta``, ``g``. Chains: ``chains`` x ``steps`` MALA steps
+    The system: ``target`` (``"phi4"``, ``"lj"``, ``"module:Name"`` or ``"path/file.py:Name"``,
+    see :func:`uqmcmc.targets.loading.load_target`) with its ``params`` (and ``shape``, for a
+    target without one); phi^4's lattice and couplings are ``L``, ``beta``, ``g``. What the
+    surrogates predict: ``surrogate`` (``"energy"`` or ``"gradient"``; default the target's
+    choice, :attr:`~uqmcmc.workflows.System.default_surrogate`), with the target's network
+    (:meth:`~uqmcmc.workflows.System.network`). Chains: ``chains`` x ``steps`` MALA steps
     after ``warmup`` for every surrogate run, ``thin`` between kept draws; ``exact_steps``
     checkerboard sweeps for the reference. ``member_chains`` x ``member_steps`` for each of
     ``n_fixed`` fixed-draw chain sets per backend; ``delayed_chains`` x ``delayed_steps`` of the
@@ -92,6 +97,43 @@ class CompareConfig:
     seed: int = 0
     out: str = "uqmcmc-report"
     quick: bool = False
+    target: str = "phi4"
+    params: dict = field(default_factory=dict)
+    shape: tuple[int, ...] | None = None
+    surrogate: str | None = None
+
+    def system(self) -> System:
+        """The target of these settings with its workflow defaults (built once per settings).
+
+        Examples
+        --------
+        >>> CompareConfig(L=4).system().name
+        'phi4'
+        """
+        return settings_system(self)
+
+    def target_settings(self) -> dict:
+        """The target's settings as :class:`~uqmcmc.workflows.ExactConfig` takes them.
+
+        Examples
+        --------
+        >>> CompareConfig(L=4).target_settings()
+        {'L': 4, 'beta': 0.3, 'g': 1.0}
+        """
+        if self.target == "phi4":
+            return {"L": self.L, "beta": self.beta, "g": self.g}
+        return {"target": self.target, "params": dict(self.params), "shape": self.shape}
+
+    @property
+    def surrogate_kind(self) -> str:
+        """What the surrogates predict: ``surrogate``, else the target's choice.
+
+        Examples
+        --------
+        >>> CompareConfig().surrogate_kind, CompareConfig(target="lj").surrogate_kind
+        ('gradient', 'energy')
+        """
+        return self.surrogate if self.surrogate is not None else self.system().default_surrogate
 
     @classmethod
     def quick_config(cls, **overrides) -> CompareConfig:
@@ -101,12 +143,14 @@ class CompareConfig:
         # is flagged and its penalised chain passes on each of seeds 0-4 (8 x 400 flagged it
         # in 1 of 5 at sigma 1.4, 2 of 5 at 2.0).
         base = dict(
-            L=6, beta=0.5, chains=16, steps=1500, warmup=200, thin=2, exact_steps=4000,
+            chains=16, steps=1500, warmup=200, thin=2, exact_steps=4000,
             n_fixed=4, member_chains=2, member_steps=300, delayed_chains=4, delayed_steps=600,
             n_train=60, n_test=20, epochs=30, svi_steps=1500, gp_steps=300, n_members=4,
             n_draws=4, identity_positions=40,
             oracle_sigma=1.7, quick=True,
         )  # fmt: skip
+        if overrides.get("target", "phi4") == "phi4":
+            base.update(L=6, beta=0.5)
         base.update(overrides)
         return cls(**base)
 
@@ -150,7 +194,13 @@ class CompareConfig:
         ...
         ValueError: beta must be a finite number, got True
         """
-        check_lattice(self.L, self.beta, self.g)
+        system = check_target_settings(self, CompareConfig())
+        if self.surrogate is not None:
+            choice("surrogate", self.surrogate, SURROGATES)
+        try:
+            system.network(self.surrogate_kind)
+        except ValueError as err:
+            raise SettingError("{0}", err) from None
         for name in ("steps", "thin", "exact_steps", "member_steps", "delayed_steps", "n_train",
                      "epochs", "svi_steps", "gp_steps", "n_members",
                      "identity_positions"):  # fmt: skip
@@ -204,7 +254,8 @@ class CompareConfig:
 
     def backend_settings(self) -> registry.BackendSettings:
         """The settings the backends' builders and fit settings read
-        (:class:`uqmcmc.uq.registry.BackendSettings`).
+        (:class:`uqmcmc.uq.registry.BackendSettings`), with the network of the target's
+        surrogate.
 
         Examples
         --------
@@ -213,7 +264,7 @@ class CompareConfig:
         """
         return registry.BackendSettings(
             n_members=self.n_members, epochs=self.epochs, svi_steps=self.svi_steps,
-            gp_steps=self.gp_steps,
+            gp_steps=self.gp_steps, network=self.system().network(self.surrogate_kind),
         )  # fmt: skip
 
 

@@ -4,6 +4,7 @@ per-backend summary and plain sentences of findings."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -21,7 +22,10 @@ EFFECTS = (
     ("penalty on the mean", "{b}/mean/cd", "{b}/mean/none"),
 )
 
-#: Observables of the decomposition: the thermometer, the order parameter, the action.
+#: Observables of the decomposition (phi^4's, the default): the thermometer, the order
+#: parameter, the action. A report passes its system's
+#: :attr:`~uqmcmc.workflows.System.headline_observables` instead; the first plays the part of
+#: ``sd`` (the lead observable), the second that of ``abs_m``.
 DECOMPOSITION_OBSERVABLES = ("sd", "abs_m", "action_density")
 
 DECOMPOSITION_TEXT = (
@@ -40,9 +44,17 @@ DECOMPOSITION_TEXT = (
 )
 
 
-def bias_decomposition(result: Any):
+def bias_decomposition(result: Any, observables: Sequence[str] = DECOMPOSITION_OBSERVABLES):
     """The :data:`EFFECTS` of every backend of a compare result as a
     :func:`~uqmcmc.diagnostics.paired_differences` table (group = backend).
+
+    Parameters
+    ----------
+    result
+        A compare result: ``runs``, ``exact`` and ``config.backends``.
+    observables
+        The observables compared (default :data:`DECOMPOSITION_OBSERVABLES`); those a pair
+        lacks are skipped.
 
     Examples
     --------
@@ -57,6 +69,13 @@ def bias_decomposition(result: Any):
     >>> table = bias_decomposition(res).set_index("effect")
     >>> table["detected"].to_dict()
     {'frozen error': True, 'noise': True, 'penalty residual': False, 'penalty on the mean': True}
+
+    Another system's observables (here a made-up ``energy``):
+
+    >>> erun = lambda shift: make_idata({"energy": shift + 0.01 * rng.normal(size=(4, 500))})
+    >>> res.runs, res.exact = {k: erun(1.05) for k in runs}, erun(1.0)
+    >>> sorted(set(bias_decomposition(res, ("energy", "rg"))["observable"]))
+    ['energy']
     """
     pairs = {}
     for backend in result.config.backends:
@@ -67,12 +86,19 @@ def bias_decomposition(result: Any):
                 reference = "exact"
             if run in runs and reference in runs:
                 pairs[(backend, effect)] = (runs[run], runs[reference])
-    return diagnostics.paired_differences(pairs, DECOMPOSITION_OBSERVABLES)
+    return diagnostics.paired_differences(pairs, tuple(observables))
 
 
-def plot_decomposition(table):
+def plot_decomposition(table, observables: Sequence[str] = DECOMPOSITION_OBSERVABLES):
     """One panel per observable: each effect's difference ± 2 errors per backend, the
     detected ones filled.
+
+    Parameters
+    ----------
+    table
+        A :func:`bias_decomposition` table.
+    observables
+        The decomposition's observables: an empty ``table`` gets one empty panel of the first.
 
     Examples
     --------
@@ -82,10 +108,12 @@ def plot_decomposition(table):
     ...     "detected": [True, False]})
     >>> len(plot_decomposition(table).axes)
     1
+    >>> plot_decomposition(table.iloc[:0], ("energy", "rg")).axes[0].get_title()
+    'energy'
     """
     from matplotlib.figure import Figure
 
-    names = list(dict.fromkeys(table["observable"])) or ["sd"]
+    names = list(dict.fromkeys(table["observable"])) or [*observables[:1]] or ["sd"]
     effects = [e for e, _, _ in EFFECTS if e in set(table["effect"])]
     groups = list(dict.fromkeys(table["group"]))
     fig = Figure(figsize=(3.6 * len(names), 3.2), layout="constrained")
@@ -114,6 +142,14 @@ def decomposition_summary(table, observable: str = "sd"):
     chains that agree in every draw (a penalty too small to change any decision) read
     ``0 (identical draws)``.
 
+    Parameters
+    ----------
+    table
+        A :func:`bias_decomposition` table.
+    observable
+        The observable summarised: the lead one (the first headline observable), ``sd`` for
+        phi^4.
+
     Examples
     --------
     >>> import pandas as pd
@@ -124,6 +160,8 @@ def decomposition_summary(table, observable: str = "sd"):
     >>> decomposition_summary(table).to_dict("records")  # doctest: +NORMALIZE_WHITESPACE
     [{'backend': 'b', 'frozen error': '0.05 ± 0.01 detected', 'noise': '0.001 ± 0.01 (< 0.04)',
       'penalty on the mean': '0 (identical draws)'}]
+    >>> decomposition_summary(table.assign(observable="energy"), "energy")["noise"].tolist()
+    ['0.001 ± 0.01 (< 0.04)']
     """
     import pandas as pd
 
@@ -150,22 +188,36 @@ _FROZEN = (
     "the mean's frozen error on {obs} is below {mdb} ({size}, not detected)",
 )
 
-#: The sentences of :func:`findings`: (effect, observable, (if detected, if not)).
+#: The sentences of :func:`findings`: (effect, observable, (if detected, if not)); the
+#: observable is its position among the observables :func:`findings` is given (0: the lead one,
+#: ``sd`` for phi^4; 1: the second, ``abs_m``); a rule whose position is not given is skipped.
 FINDINGS = (
-    ("frozen error", "sd", _FROZEN),
-    ("noise", "sd", ("the heating from {n} draws per step is {size} (detected)",
-                     "the heating from {n} draws per step is below {mdb} ({size}, not "
-                     "detected)")),
-    ("penalty residual", "sd", ("the penalty leaves a residual of {size} (detected)",
-                                "the penalty leaves no residual above {mdb} ({size})")),
-    ("frozen error", "abs_m", _FROZEN),
+    ("frozen error", 0, _FROZEN),
+    ("noise", 0, ("the heating from {n} draws per step is {size} (detected)",
+                  "the heating from {n} draws per step is below {mdb} ({size}, not "
+                  "detected)")),
+    ("penalty residual", 0, ("the penalty leaves a residual of {size} (detected)",
+                             "the penalty leaves no residual above {mdb} ({size})")),
+    ("frozen error", 1, _FROZEN),
 )  # fmt: skip
 
 
-def findings(table, n_draws: int) -> str:
-    """A few plain sentences per backend from the decomposition (``sd`` and ``abs_m``): the
-    frozen error, the heating by the draws' noise, what the penalty leaves, each with its
-    number and either "detected" or the smallest effect the design could have detected.
+def findings(table, n_draws: int, observables: Sequence[str] = DECOMPOSITION_OBSERVABLES) -> str:
+    """A few plain sentences per backend from the decomposition of the first two
+    ``observables`` (``sd`` and ``abs_m`` for phi^4): the frozen error, the heating by the
+    draws' noise, what the penalty leaves (on the first), the frozen error (on the second),
+    each with its number and either "detected" or the smallest effect the design could have
+    detected.
+
+    Parameters
+    ----------
+    table
+        A :func:`bias_decomposition` table.
+    n_draws
+        Draws per step of the draws-mode chains.
+    observables
+        The decomposition's observables, the lead one first (default
+        :data:`DECOMPOSITION_OBSERVABLES`); with only one, the second's sentence is left out.
 
     Examples
     --------
@@ -178,11 +230,21 @@ def findings(table, n_draws: int) -> str:
     b: the mean's frozen error shifts sd by 0.02 ± 0.004 (detected); the heating from 8 draws
     per step is below 0.009 (0.001 ± 0.003, not detected); the penalty leaves no residual
     above 0.009 (0 ± 0.003).
+
+    Another system's lead observable (the sentences of ``sd`` now speak of ``energy``):
+
+    >>> print(findings(table.assign(observable="energy"), 8, ("energy", "rg")))
+    b: the mean's frozen error shifts energy by 0.02 ± 0.004 (detected); the heating from 8
+    draws per step is below 0.009 (0.001 ± 0.003, not detected); the penalty leaves no residual
+    above 0.009 (0 ± 0.003).
     """
     lines = []
     for backend, sub in table.groupby("group", sort=False):
         parts = []
-        for effect, obs, (found, bound) in FINDINGS:
+        for effect, k, (found, bound) in FINDINGS:
+            if k >= len(observables):
+                continue
+            obs = observables[k]
             rows = sub[(sub["observable"] == obs) & (sub["effect"] == effect)]
             if rows.empty:
                 continue

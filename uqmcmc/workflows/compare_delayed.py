@@ -11,7 +11,7 @@ backend's predicted variance of ``Delta S-hat`` (:func:`rejection_table`,
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from uqmcmc import _arviz
@@ -22,11 +22,25 @@ from uqmcmc.workflows.compare_efficiency import EFFICIENCY_OBSERVABLES
 EXACT_MALA_EVALUATIONS = 2
 
 
-def delayed_table(runs: Mapping[str, Any], comparison):
+def delayed_table(
+    runs: Mapping[str, Any], comparison, observables: Sequence[str] = EFFICIENCY_OBSERVABLES
+):
     """The cost of exactness: one row per delayed-acceptance run (``<backend>/delayed``) and one
     for exact-ΔS MALA (``exact-mala``): exact evaluations per step, the correction acceptance,
-    and exact evaluations per effective sample of each of :data:`EFFICIENCY_OBSERVABLES`, with
+    and exact evaluations per effective sample of each of ``observables`` (default
+    :data:`~uqmcmc.workflows.compare_efficiency.EFFICIENCY_OBSERVABLES`), with
     ``saving_<obs>`` = exact MALA's per effective sample / the run's (above 1: cheaper).
+
+    Parameters
+    ----------
+    runs
+        Run name -> ArviZ data; those named ``exact-mala`` or ``<backend>/delayed`` count.
+    comparison
+        The :func:`~uqmcmc.diagnostics.compare_to_exact` table (``run``, ``observable``,
+        ``ess_bulk``).
+    observables
+        Columns ``ess_<obs>``, ``exact_per_ess_<obs>`` and (with an ``exact-mala`` run)
+        ``saving_<obs>`` each.
 
     Examples
     --------
@@ -43,6 +57,10 @@ def delayed_table(runs: Mapping[str, Any], comparison):
     >>> t[["run", "exact_per_step", "exact_per_ess_sd", "saving_sd", "saving_abs_m"]].values
     array([['exact-mala', 2.0, 4.0, 1.0, 1.0],
            ['b/delayed', 0.5, 2.0, 2.0, 4.0]], dtype=object)
+    >>> t = delayed_table({"exact-mala": mala, "b/delayed": da},
+    ...                   comparison.replace({"sd": "energy"}), ("energy",))
+    >>> t["saving_energy"].tolist()
+    [1.0, 2.0]
     """
     import pandas as pd
 
@@ -61,20 +79,31 @@ def delayed_table(runs: Mapping[str, Any], comparison):
             stats = _arviz.group(idata, "sample_stats")
             row["exact_per_step"] = float(stats["exact_evaluations"].mean())
             row["correction_acceptance"] = float(stats["correction_acceptance"].mean())
-        for obs in EFFICIENCY_OBSERVABLES:
+        for obs in observables:
             row[f"ess_{obs}"] = e = float(ess.get((name, obs), math.nan))
             row[f"exact_per_ess_{obs}"] = row["exact_per_step"] * steps / e
         rows.append(row)
     table = pd.DataFrame(rows)
     if "exact-mala" in names:
         base = table.set_index("run").loc["exact-mala"]
-        for obs in EFFICIENCY_OBSERVABLES:
+        for obs in observables:
             table[f"saving_{obs}"] = base[f"exact_per_ess_{obs}"] / table[f"exact_per_ess_{obs}"]
     return table
 
 
-def delayed_findings(table) -> str:
-    """One sentence per delayed-acceptance run of :func:`delayed_table`.
+def delayed_findings(table, observables: Sequence[str] = EFFICIENCY_OBSERVABLES) -> str:
+    """One sentence per delayed-acceptance run of :func:`delayed_table`: its exact evaluations
+    per step and its saving against exact MALA on the first two ``observables`` (``sd`` and
+    ``abs_m`` for phi^4).
+
+    Parameters
+    ----------
+    table
+        A :func:`delayed_table`.
+    observables
+        Its observables, the lead one first (default
+        :data:`~uqmcmc.workflows.compare_efficiency.EFFICIENCY_OBSERVABLES`); a saving the
+        table lacks (one observable only, or no exact MALA run) is left out.
 
     Examples
     --------
@@ -85,19 +114,34 @@ def delayed_findings(table) -> str:
     >>> print(delayed_findings(t))  # doctest: +NORMALIZE_WHITESPACE
     b: 0.5 exact evaluations per step (correction acceptance 0.9); 3x fewer exact evaluations
     per effective sample of sd than exact MALA, 2.5x fewer of abs_m.
+    >>> t = t.rename(columns={"saving_sd": "saving_energy"})
+    >>> print(delayed_findings(t[["run", "exact_per_step", "correction_acceptance",
+    ...                           "saving_energy"]], ("energy", "rg")))
+    ... # doctest: +NORMALIZE_WHITESPACE
+    b: 0.5 exact evaluations per step (correction acceptance 0.9); 3x fewer exact evaluations
+    per effective sample of energy than exact MALA.
     """
 
     def ratio(s: float) -> str:
         return f"{s:.2g}x fewer" if s >= 1 else f"{1 / s:.2g}x more"
 
+    saved = [obs for obs in observables[:2] if f"saving_{obs}" in table]
+    if "run" not in table:
+        return ""
     lines = []
     for _, r in table[table["run"].str.endswith("/delayed")].iterrows():
-        lines.append(
+        line = (
             f"{r['run'].split('/')[0]}: {r['exact_per_step']:.2g} exact evaluations per step "
-            f"(correction acceptance {r['correction_acceptance']:.2g}); "
-            f"{ratio(r['saving_sd'])} exact evaluations per effective sample of sd than "
-            f"exact MALA, {ratio(r['saving_abs_m'])} of abs_m."
+            f"(correction acceptance {r['correction_acceptance']:.2g})"
         )
+        if saved and saved[0] == observables[0]:
+            lead, *rest = saved
+            line += (
+                f"; {ratio(r[f'saving_{lead}'])} exact evaluations per effective sample of "
+                f"{lead} than exact MALA"
+            )
+            line += "".join(f", {ratio(r[f'saving_{obs}'])} of {obs}" for obs in rest)
+        lines.append(line + ".")
     return "\n".join(lines)
 
 

@@ -4,7 +4,7 @@ plain-text table the command prints."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +12,9 @@ import numpy as np
 
 from uqmcmc import _arviz, diagnostics
 from uqmcmc._meta import versions
-from uqmcmc.targets import Phi4
+from uqmcmc.diagnostics.runs import component, posterior_arrays
 from uqmcmc.workflows.compare_decomposition import (
+    DECOMPOSITION_OBSERVABLES,
     DECOMPOSITION_TEXT,
     bias_decomposition,
     decomposition_summary,
@@ -28,7 +29,7 @@ from uqmcmc.workflows.compare_delayed import (
     rejection_table,
 )
 from uqmcmc.workflows.compare_efficiency import efficiency_findings, efficiency_table
-from uqmcmc.workflows.compare_sweep import SWEEP_TEXT, plot_sweep, sweep_findings, sweep_table
+from uqmcmc.workflows.compare_sweep import plot_sweep, sweep_findings, sweep_table, sweep_text
 
 EFFICIENCY_TEXT = (
     "Effective samples (bulk ESS) per 1000 network evaluations and per second for every run. A "
@@ -66,6 +67,79 @@ def _highlights(runs: Mapping[str, Any]) -> list[str]:
     return [k for k in runs if k == "exact-mala" or k.endswith("/draws/cd")]
 
 
+def present_observables(names: Sequence[str], *runs: Any) -> list[str]:
+    """Those of ``names`` that are a scalar posterior series (a variable or a component such as
+    ``x2[0]``) of every one of ``runs``: what a histogram, trace or rank plot can show.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from uqmcmc._arviz import make_idata
+    >>> run = make_idata({"energy": np.zeros((2, 5)), "x2": np.ones((2, 5, 3))})
+    >>> present_observables(["energy", "rg", "x2[1]", "x2"], run)
+    ['energy', 'x2[1]']
+    """
+    posteriors = [posterior_arrays(idata) for idata in runs]
+    return [n for n in names if all(component(post, n) is not None for post in posteriors)]
+
+
+def _distribution_figures(
+    system: Any, runs: Mapping[str, Any], exact: Any
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(histograms, chains)``: the report's histogram section and its trace and rank plots
+    of the highlighted runs. phi^4's as always (the magnetisation; ``|M|`` and ``S/V``), else
+    of the target's ``distribution_observables`` (else its headline observables) that the
+    runs have; a section with nothing to show is left out."""
+    highlights = [{"exact": exact, **runs}[k] for k in _highlights(runs)]
+    if system.name == "phi4":
+        return {"Magnetisation histograms": diagnostics.plot_histograms(runs, exact)}, {
+            "Trace plots": [diagnostics.plot_trace(idata) for idata in highlights],
+            "Rank plots": [diagnostics.plot_rank(idata) for idata in highlights],
+        }
+    wanted = getattr(system.target, "distribution_observables", None)
+    wanted = list(wanted or system.headline_observables)
+    names = present_observables(wanted, exact, *runs.values())
+    shown = [(idata, present_observables(wanted, idata)) for idata in highlights]
+    histograms = {"Histograms": [diagnostics.plot_histograms(runs, exact, var=n) for n in names]}
+    chains = {
+        "Trace plots": [diagnostics.plot_trace(idata, obs) for idata, obs in shown if obs],
+        "Rank plots": [diagnostics.plot_rank(idata, obs) for idata, obs in shown if obs],
+    }
+    return {k: v for k, v in histograms.items() if v}, {k: v for k, v in chains.items() if v}
+
+
+def predicted_quantity(surrogate_kind: str) -> str:
+    """What the surrogates predict, in the report's words: ``grad S`` for a gradient
+    surrogate, else ``S (the energy)``.
+
+    Examples
+    --------
+    >>> predicted_quantity("gradient"), predicted_quantity("energy")
+    ('grad S', 'S (the energy)')
+    """
+    return "grad S" if surrogate_kind == "gradient" else "S (the energy)"
+
+
+def report_title(cfg: Any) -> str:
+    """The report's title: the target and its parameters.
+
+    Examples
+    --------
+    >>> from uqmcmc.workflows import CompareConfig
+    >>> report_title(CompareConfig(L=4, beta=0.5, g=1.0))
+    'uqmcmc compare: phi^4 L=4, beta=0.5, g=1.0'
+    >>> report_title(CompareConfig(target="lj", params={"N": 4, "d": 2}))
+    'uqmcmc compare: lj N=4, d=2'
+    >>> report_title(CompareConfig(target="lj"))
+    'uqmcmc compare: lj'
+    """
+    system = cfg.system()
+    if system.name == "phi4":
+        return f"uqmcmc compare: phi^4 L={cfg.L}, beta={cfg.beta}, g={cfg.g}"
+    params = ", ".join(f"{k}={v}" for k, v in cfg.params.items())
+    return f"uqmcmc compare: {system.name} {params}".rstrip()
+
+
 def write_compare_report(result: Any) -> Any:
     """Compare every run of ``result`` (a :class:`~uqmcmc.workflows.compare.CompareResult`
     holding the runs, per-draw runs and test-split predictions) with the exact chain, check the
@@ -90,22 +164,23 @@ def write_compare_report(result: Any) -> Any:
 
     cfg, exact, runs, out = result.config, result.exact, result.runs, Path(result.out)
     calibration, members, predictions = result.calibration, result.members, result.predictions
-    target = Phi4(cfg.L, cfg.beta, cfg.g)
+    system = cfg.system()
+    predicted = predicted_quantity(cfg.surrogate_kind)
     comparison = diagnostics.compare_to_exact(runs, exact)
     epistemic = diagnostics.epistemic_spread(members, exact) if members else None
-    identities = diagnostics.check_identities(target, runs, num_positions=cfg.identity_positions)
+    identities = diagnostics.check_identities(system, runs, num_positions=cfg.identity_positions)
     for name, idata in {"exact": exact, **runs}.items():
         _arviz.save(idata, out / f"{name.replace('/', '_')}.nc", drop=("position",))
     calib = pd.DataFrame([{"backend": k, **v} for k, v in calibration.items()])
-    everything = {"exact": exact, **runs}
+    histograms, chains = _distribution_figures(system, runs, exact)
+    label = {} if cfg.surrogate_kind == "gradient" else {"label": "S"}
     figures = {
         "Observables across runs": diagnostics.plot_forest(comparison, epistemic),
-        "Magnetisation histograms": diagnostics.plot_histograms(runs, exact),
+        **histograms,
         "Acceptance and penalty": diagnostics.plot_acceptance(runs),
         "Calibration of the backends": diagnostics.plot_calibration(predictions),
-        "Predicted vs true grad S": diagnostics.plot_predicted_vs_true(predictions),
-        "Trace plots": [diagnostics.plot_trace(everything[k]) for k in _highlights(runs)],
-        "Rank plots": [diagnostics.plot_rank(everything[k]) for k in _highlights(runs)],
+        f"Predicted vs true {predicted}": diagnostics.plot_predicted_vs_true(predictions, **label),
+        **chains,
     }
     settings = {**dataclasses.asdict(cfg), "versions": versions()}
     sections = diagnostics.report_sections(
@@ -116,8 +191,8 @@ def write_compare_report(result: Any) -> Any:
         2,
         diagnostics.Section(
             "Backend calibration on the test split",
-            "Metrics of each backend's predictive mean and variance of grad S on the held-out "
-            "configurations (uqmcmc.uq.calibration.metrics).",
+            f"Metrics of each backend's predictive mean and variance of {predicted} on the "
+            "held-out configurations (uqmcmc.uq.calibration.metrics).",
             calib,
             csv="calibration.csv",
         ),
@@ -127,8 +202,7 @@ def write_compare_report(result: Any) -> Any:
     # A reader starts at the summary and the controls (can this run see a bias at all?), ends
     # at the settings.
     sections.sort(key=lambda section: section.title == "Settings")
-    title = f"uqmcmc compare: phi^4 L={cfg.L}, beta={cfg.beta}, g={cfg.g}"
-    diagnostics.write_report(out, title=title, sections=sections)
+    diagnostics.write_report(out, title=report_title(cfg), sections=sections)
     result.comparison, result.epistemic, result.identities = comparison, epistemic, identities
     return result
 
@@ -214,12 +288,22 @@ def _failed_by_run(rows, column: str) -> list[str]:
     return out
 
 
-def controls_summary(comparison, cfg: Any) -> str:
+def controls_summary(comparison, cfg: Any, observable: str = "sd") -> str:
     """What the controls say about the run's power, in plain sentences: the negative control
     (exact-ΔS MALA) must pass, the positive control's naive chain (a noisy oracle, heated by a
     known amount) must be flagged and its penalised chain must pass. If the naive oracle is not
     flagged, the design could not have seen a surrogate's bias of that size and the verdicts
     are withheld.
+
+    Parameters
+    ----------
+    comparison
+        The :func:`~uqmcmc.diagnostics.compare_to_exact` table of the runs.
+    cfg
+        The settings (``oracle_sigma``, ``oracle_draws``).
+    observable
+        The lead observable whose bias in the naive oracle chain is quoted (``sd`` for phi^4,
+        the system's first headline observable otherwise).
 
     Examples
     --------
@@ -249,6 +333,9 @@ def controls_summary(comparison, cfg: Any) -> str:
     >>> da.loc[0, "p_value"] = 0.001  # now the family fails too
     >>> "FAILS for b/delayed (sd)" in controls_summary(pd.concat([table, da]), cfg)
     True
+    >>> text = controls_summary(table.assign(observable="energy"), cfg, "energy")
+    >>> "(energy: bias 0.05 ± 0.004, z = 6.1)" in text
+    True
     """
     by_run = {run: rows for run, rows in comparison.groupby("run", sort=False)}
     lines = []
@@ -267,10 +354,10 @@ def controls_summary(comparison, cfg: Any) -> str:
             f"Positive control (ΔS plus Gaussian noise of σ = {cfg.oracle_sigma:g} estimated "
             f"from {cfg.oracle_draws} draws): "
         )
-        sd = naive[naive["observable"] == "sd"]
+        sd = naive[naive["observable"] == observable]
         detail = (
-            f" (sd: bias {float(sd['bias'].iloc[0]):.2g} ± {float(sd['bias_err'].iloc[0]):.2g},"
-            f" z = {float(sd['z'].iloc[0]):.1f})"
+            f" ({observable}: bias {float(sd['bias'].iloc[0]):.2g} ± "
+            f"{float(sd['bias_err'].iloc[0]):.2g}, z = {float(sd['z'].iloc[0]):.1f})"
             if len(sd)
             else ""
         )
@@ -331,68 +418,103 @@ def format_comparison(comparison) -> str:
     return "\n".join(lines)
 
 
-SUMMARY_TEXT = (
-    "The table: the bias of sd (the thermometer: its exact expectation is the temperature) per "
+#: The summary's text; ``{lead}`` the lead observable as described (:data:`SUMMARY_LEADS`),
+#: ``{shown}`` the figure's observables (:data:`SUMMARY_NAMES`); :func:`summary_text` fills both.
+SUMMARY_TEMPLATE = (
+    "The table: the bias of {lead} per "
     "backend, split by paired references (frozen error: mean-mode chain vs exact; noise: naive "
     "draws vs mean; penalty residual: penalised draws vs mean; penalty on the mean: mean with "
     "vs without penalty). Each cell: difference ± error, then 'detected' or, in brackets, the "
     "smallest difference the test would have detected (80 % power, Holm over each backend's "
-    "tests). The figure: every effect on sd, |M| and S/V, ± 2 errors, detected points filled."
+    "tests). The figure: every effect on {shown}, ± 2 errors, detected points filled."
 )
+
+#: How :func:`summary_text` introduces a lead observable (else by its name).
+SUMMARY_LEADS = {"sd": "sd (the thermometer: its exact expectation is the temperature)"}
+
+#: How :func:`summary_text` names an observable in the figure's list (else by its name).
+SUMMARY_NAMES = {"abs_m": "|M|", "action_density": "S/V"}
+
+
+def summary_text(observables: Sequence[str] = DECOMPOSITION_OBSERVABLES) -> str:
+    """The summary's text for the decomposition's ``observables`` (the lead one first).
+
+    Examples
+    --------
+    >>> summary_text() == SUMMARY_TEXT
+    True
+    >>> text = summary_text(("energy", "rg"))
+    >>> text.startswith("The table: the bias of energy per backend"), "sd" in text
+    (True, False)
+    >>> print(text.split("The figure: ")[1])
+    every effect on energy and rg, ± 2 errors, detected points filled.
+    """
+    names = [SUMMARY_NAMES.get(o, o) for o in observables] or ["sd"]
+    shown = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    lead = observables[0] if len(observables) else "sd"
+    return SUMMARY_TEMPLATE.format(lead=SUMMARY_LEADS.get(lead, lead), shown=shown)
+
+
+#: The summary's text for phi^4 (:func:`summary_text` of its observables).
+SUMMARY_TEXT = summary_text()
 
 
 def _front_sections(result: Any, comparison, out: Path) -> list:
-    """The sections a reader sees first: the summary (findings, the decomposition of ``sd`` per
-    backend and its figure), the controls, the noise sweep, the efficiency table and the full
-    decomposition table. Saves the sweep runs beside the report (used by
-    :func:`write_compare_report`, which puts these first).
+    """The sections a reader sees first: the summary (findings, the decomposition of the lead
+    observable per backend and its figure), the controls, the noise sweep, the efficiency table
+    and the full decomposition table, on the system's headline observables (phi^4: ``sd``,
+    ``abs_m``, ``action_density``; the first three in the decomposition, the first two
+    elsewhere). Saves the sweep runs beside the report (used by :func:`write_compare_report`,
+    which puts these first).
     """
     cfg = result.config
-    decomposition = bias_decomposition(result)
-    text = findings(decomposition, cfg.n_draws)
+    headline = tuple(cfg.system().headline_observables)
+    decomposed, two, lead = headline[:3], headline[:2], headline[0]
+    decomposition = bias_decomposition(result, decomposed)
+    text = findings(decomposition, cfg.n_draws, decomposed)
     front = [
         diagnostics.Section(
             "Summary",
-            "\n\n".join(t for t in (text, SUMMARY_TEXT) if t),
-            decomposition_summary(decomposition),
+            "\n\n".join(t for t in (text, summary_text(decomposed)) if t),
+            decomposition_summary(decomposition, lead),
             csv="summary.csv",
-            figures=[plot_decomposition(decomposition)],
+            figures=[plot_decomposition(decomposition, decomposed)],
         ),
-        diagnostics.Section("Controls and power", controls_summary(comparison, cfg)),
+        diagnostics.Section("Controls and power", controls_summary(comparison, cfg, lead)),
     ]
-    sweep = sweep_table(result)
+    sweep = sweep_table(result, two)
     if len(sweep):
         oracle = comparison[comparison["run"].str.startswith("oracle/")]
-        oracle = oracle[oracle["observable"] == "sd"].assign(sigma=cfg.oracle_sigma)
+        oracle = oracle[oracle["observable"] == lead].assign(sigma=cfg.oracle_sigma)
         front.append(
             diagnostics.Section(
                 f"Noise sweep ({cfg.swept_backend})",
-                SWEEP_TEXT.format(backend=cfg.swept_backend) + "\n\n"
-                + sweep_findings(sweep, cfg.swept_backend),
+                sweep_text(cfg.swept_backend, two) + "\n\n"
+                + sweep_findings(sweep, cfg.swept_backend, two),
                 sweep,
                 ("group", "effect", "observable", "sigma", "acceptance", "difference", "error",
                  "z", "p_holm", "verdict"),
                 csv="noise_sweep.csv",
-                figures=[plot_sweep(sweep, oracle)],
+                figures=[plot_sweep(sweep, oracle, two)],
             )
         )  # fmt: skip
         for name, idata in result.sweep.items():
             _arviz.save(idata, out / f"{name.replace('/', '_')}.nc")
-    efficiency = efficiency_table(result.runs, comparison, result.evaluations)
+    efficiency = efficiency_table(result.runs, comparison, result.evaluations, two)
     front.append(
         diagnostics.Section(
             "Efficiency",
-            EFFICIENCY_TEXT + "\n\n" + efficiency_findings(efficiency, tuple(cfg.backends)),
+            EFFICIENCY_TEXT + "\n\n" + efficiency_findings(efficiency, tuple(cfg.backends), two),
             efficiency,
             csv="efficiency.csv",
         )
     )
-    delayed = delayed_table(result.runs, comparison)
+    delayed = delayed_table(result.runs, comparison, two)
     if len(delayed) > 1:
         front.append(
             diagnostics.Section(
                 "Delayed acceptance: exact at surrogate cost",
-                DELAYED_TEXT + "\n\n" + delayed_findings(delayed),
+                DELAYED_TEXT + "\n\n" + delayed_findings(delayed, two),
                 delayed,
                 csv="delayed.csv",
             )

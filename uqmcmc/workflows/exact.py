@@ -32,8 +32,13 @@ from uqmcmc._validation import (
 from uqmcmc.diagnostics.report_folder import StagedFolder
 from uqmcmc.diagnostics.runs import component, posterior_arrays
 from uqmcmc.mcmc import run_chains
-from uqmcmc.targets.loading import BUILTIN_TARGETS
-from uqmcmc.workflows.system import DEFAULTS, REFERENCE_ACCEPTANCE, System
+from uqmcmc.workflows.system import (
+    DEFAULTS,
+    REFERENCE_ACCEPTANCE,
+    System,
+    check_target_settings,
+    settings_system,
+)
 
 
 def check_lattice(L: Any, beta: Any, g: Any) -> None:
@@ -291,16 +296,7 @@ class ExactConfig:
         >>> ExactConfig(L=4).system().sampler
         'checkerboard'
         """
-        if self.target == "phi4":
-            spec, params, shape = "phi4", {"L": self.L, "beta": self.beta, "g": self.g}, None
-        else:
-            spec, params, shape = self.target, self.params, self.shape
-        key = (spec, repr(sorted(params.items())), shape)
-        cached = self.__dict__.get("_system")
-        if cached is None or cached[0] != key:
-            cached = (key, System.load(spec, params, shape=shape))
-            self.__dict__["_system"] = cached
-        return cached[1]
+        return settings_system(self)
 
     def validate(self) -> ExactConfig:
         """Check every setting, types included, before any work; returns ``self``.
@@ -324,37 +320,7 @@ class ExactConfig:
             ...
         ValueError: checkpoint 'run/chains' must lie outside out 'run' (which is replaced ...)
         """
-        if not isinstance(self.target, str):
-            raise SettingError("{0} must be a name or 'module:Name', got {1!r}", "target",
-                               self.target)  # fmt: skip
-        if not isinstance(self.params, dict):
-            raise SettingError("{0} must be a table of parameters, got {1!r}", "params",
-                               self.params)  # fmt: skip
-        if self.shape is not None:
-            if isinstance(self.shape, str | bytes) or not all(
-                isinstance(n, int | np.integer) and not isinstance(n, bool) for n in self.shape
-            ):
-                raise SettingError("{0} must be a list of sizes, got {1!r}", "shape", self.shape)
-            self.shape = tuple(int(n) for n in self.shape)
-        if self.target == "phi4":
-            check_lattice(self.L, self.beta, self.g)
-            if self.params:
-                raise SettingError(
-                    "phi^4's parameters are set with L, beta and g (--L, --beta, --g), not "
-                    "{0} {1}", "params", sorted(self.params),
-                )  # fmt: skip
-        else:
-            default = ExactConfig()
-            if (self.L, self.beta, self.g) != (default.L, default.beta, default.g):
-                raise SettingError(
-                    "L, beta and g are phi^4's settings: give the parameters of {0!r} in {1}",
-                    self.target, "params",
-                )  # fmt: skip
-        try:
-            system = self.system()
-            system.require_shape()
-        except (TypeError, ValueError) as err:
-            raise SettingError("{0}", err) from None
+        system = check_target_settings(self, ExactConfig())
         positive_int("chains", self.chains, minimum=2)
         positive_int("steps", self.steps)
         positive_int("thin", self.thin)
@@ -440,18 +406,13 @@ def run_exact(
     """
     unfinished = None
     if resume is not None:
-        from uqmcmc.workflows.resume import find_unfinished, resumed_settings
+        from uqmcmc.workflows.resume import confirm_own_code, find_unfinished, resumed_settings
 
         unfinished = find_unfinished(resume, "exact")
         given = dataclasses.replace(config, **settings) if config is not None else settings
         config, overwrite = resumed_settings(unfinished, ExactConfig, given)
         named = given.target if isinstance(given, ExactConfig) else given.get("target")
-        if config.target not in BUILTIN_TARGETS and named != config.target:
-            raise ValueError(
-                f"{str(unfinished)!r} samples a target of your own code ({config.target!r}): "
-                f"resume with target={config.target!r} (--target {config.target}) to confirm "
-                "that this code may be imported and run"
-            )
+        confirm_own_code(unfinished, config.target, named)
         settings = {}
     cfg = dataclasses.replace(config or ExactConfig(), **settings).validate()
     if cfg.out is None:

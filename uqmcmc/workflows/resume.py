@@ -269,3 +269,26 @@ def resumed_settings(folder: Path, cls: type, given: Any = None) -> tuple[Any, b
                 f"cannot resume {str(folder)!r} with other settings: {', '.join(differ)}"
             )
     return started, bool(record.get("overwrite", False))
+
+
+def confirm_own_code(unfinished: Path, target: str, named: str | None) -> None:
+    """Refuse to resume a run of a user's own target (``target`` not built in) unless the
+    caller named that target again (``named``): resuming a folder must not import and run
+    whatever code its manifest names.
+
+    Examples
+    --------
+    >>> confirm_own_code(Path("run"), "phi4", None)  # a built-in target needs no confirmation
+    >>> confirm_own_code(Path("run"), "mine:Cluster", None)
+    Traceback (most recent call last):
+    ...
+    ValueError: 'run' samples a target of your own code ('mine:Cluster'): resume with ...
+    """
+    from uqmcmc.targets.loading import BUILTIN_TARGETS
+
+    if target not in BUILTIN_TARGETS and named != target:
+        raise ValueError(
+            f"{str(unfinished)!r} samples a target of your own code ({target!r}): resume with "
+            f"target={target!r} (--target {target}) to confirm that this code may be imported "
+            "and run"
+        )

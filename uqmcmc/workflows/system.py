@@ -40,7 +40,14 @@ from uqmcmc.diagnostics.runs import available
 from uqmcmc.targets.base import check_target
 from uqmcmc.targets.loading import load_target
 
-__all__ = ["DEFAULTS", "REFERENCE_ACCEPTANCE", "SURROGATES", "System"]
+__all__ = [
+    "DEFAULTS",
+    "REFERENCE_ACCEPTANCE",
+    "SURROGATES",
+    "System",
+    "check_target_settings",
+    "settings_system",
+]
 
 #: What a surrogate predicts: the energy (action) ``S``, or its gradient ``grad S``.
 SURROGATES = ("energy", "gradient")
@@ -394,3 +401,74 @@ class System:
             return []
         shown = {name.partition("[")[0] for name in available(posterior)}
         return [name for name in posterior if name != "position" and name not in shown]
+
+
+def settings_system(cfg: Any) -> System:
+    """The :class:`System` of a workflow's settings ``cfg`` (fields ``target``, ``params``,
+    ``shape`` and phi^4's ``L``, ``beta``, ``g``), built once per settings: a user's module is
+    imported once.
+
+    Examples
+    --------
+    >>> from uqmcmc.workflows import ExactConfig
+    >>> settings_system(ExactConfig(L=4)).params["L"]
+    4
+    """
+    if cfg.target == "phi4":
+        spec, params, shape = "phi4", {"L": cfg.L, "beta": cfg.beta, "g": cfg.g}, None
+    else:
+        spec, params, shape = cfg.target, cfg.params, cfg.shape
+    key = (spec, repr(sorted(params.items())), shape)
+    cached = cfg.__dict__.get("_system")
+    if cached is None or cached[0] != key:
+        cached = (key, System.load(spec, params, shape=shape))
+        cfg.__dict__["_system"] = cached
+    return cached[1]
+
+
+def check_target_settings(cfg: Any, default: Any) -> System:
+    """Check a workflow's target settings (``target``, ``params``, ``shape``; phi^4's ``L``,
+    ``beta``, ``g`` only for phi^4, where ``default`` holds their defaults) and load the target;
+    returns its :class:`System`. Raises :class:`~uqmcmc._validation.SettingError`.
+
+    Examples
+    --------
+    >>> from uqmcmc.workflows import ExactConfig
+    >>> check_target_settings(ExactConfig(target="lj", L=4), ExactConfig())
+    Traceback (most recent call last):
+    ...
+    ValueError: L, beta and g are phi^4's settings: give the parameters of 'lj' in params
+    """
+    from uqmcmc._validation import SettingError
+    from uqmcmc.workflows.exact import check_lattice
+
+    if not isinstance(cfg.target, str):
+        raise SettingError("{0} must be a name or 'module:Name', got {1!r}", "target",
+                           cfg.target)  # fmt: skip
+    if not isinstance(cfg.params, dict):
+        raise SettingError("{0} must be a table of parameters, got {1!r}", "params",
+                           cfg.params)  # fmt: skip
+    if cfg.shape is not None:
+        if isinstance(cfg.shape, str | bytes) or not all(
+            isinstance(n, int | np.integer) and not isinstance(n, bool) for n in cfg.shape
+        ):
+            raise SettingError("{0} must be a list of sizes, got {1!r}", "shape", cfg.shape)
+        cfg.shape = tuple(int(n) for n in cfg.shape)
+    if cfg.target == "phi4":
+        check_lattice(cfg.L, cfg.beta, cfg.g)
+        if cfg.params:
+            raise SettingError(
+                "phi^4's parameters are set with L, beta and g (--L, --beta, --g), not "
+                "{0} {1}", "params", sorted(cfg.params),
+            )  # fmt: skip
+    elif (cfg.L, cfg.beta, cfg.g) != (default.L, default.beta, default.g):
+        raise SettingError(
+            "L, beta and g are phi^4's settings: give the parameters of {0!r} in {1}",
+            cfg.target, "params",
+        )  # fmt: skip
+    try:
+        system = settings_system(cfg)
+        system.require_shape()
+    except (TypeError, ValueError) as err:
+        raise SettingError("{0}", err) from None
+    return system

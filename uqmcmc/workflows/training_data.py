@@ -39,11 +39,12 @@ def make_dataset(
 ) -> Dataset:
     """Draw ``n`` decorrelated configurations from the exact chain and label them.
 
-    ``n_chains`` independent chains (checkerboard Metropolis by default) start from random
-    fields, discard ``warmup`` sweeps and keep every ``thin``-th sweep until ``n`` fields are
-    collected; the fields are shuffled and split into test (``n_test``), validation
-    (``n_val``) and train (the rest). Labels are the exact ``target.grad`` and
-    ``target.action``. Defaults follow seed 1: 200 configurations, 180 train / 20 test.
+    ``n_chains`` independent chains (checkerboard Metropolis by default) start from the target's
+    ``initial_positions`` (standard-normal configurations by default), discard ``warmup`` sweeps
+    and keep every ``thin``-th sweep until ``n`` fields are collected; the fields are shuffled
+    and split into test (``n_test``), validation (``n_val``) and train (the rest). Labels are
+    the exact ``target.grad`` and ``target.action``. Defaults follow seed 1: 200 configurations,
+    180 train / 20 test.
 
     Parameters
     ----------
@@ -96,7 +97,9 @@ def make_dataset(
     if algorithm is None:
         algorithm = checkerboard(target, step_size)
     draws = -(-n // n_chains)
-    start = jax.random.normal(k_init, (n_chains, *shape))
+    from uqmcmc.workflows.system import System
+
+    start = System.of(target).initial_positions(k_init, n_chains)
     with warnings.catch_warnings():  # ArviZ warns when chains outnumber draws: intended here
         warnings.filterwarnings("ignore", "More chains", UserWarning)
         idata = run_chains(
@@ -129,9 +132,9 @@ def make_dataset(
         "ess_per_field": _ess_fraction(np.abs(m), np.asarray(post["action"])),
     }
 
-    def split(a, b):
+    def split(a, b):  # the target's methods take one configuration
         x = fields[a:b]
-        return Split(x, target.grad(x), target.action(x))
+        return Split(x, jax.vmap(target.grad)(x), jax.vmap(target.action)(x))
 
     return Dataset(
         train=split(n_test + n_val, n),
