@@ -252,6 +252,10 @@ def main(argv: list[str] | None = None) -> int:
                 cfg, words = _compare_config(args)
                 res = run_compare(cfg.validate(), progress=not args.no_progress,
                                   overwrite=args.overwrite)  # fmt: skip
+            system = res.config.system()
+            print(f"{system.name}: {res.config.surrogate_kind} surrogates")
+            for line in system.describe_defaults(surrogates=True):
+                print(f"  default {line}")
             print(format_comparison(res.comparison))
             print(f"report: {res.out / 'report.html'} (and report.md, CSV, netCDF per run)")
     except (ValueError, OSError, TypeError) as err:

@@ -182,7 +182,9 @@ def write_compare_report(result: Any) -> Any:
         f"Predicted vs true {predicted}": diagnostics.plot_predicted_vs_true(predictions, **label),
         **chains,
     }
-    settings = {**dataclasses.asdict(cfg), "versions": versions()}
+    settings = {**dataclasses.asdict(cfg), "surrogate": cfg.surrogate_kind,
+                "defaults used": cfg.system().describe_defaults(surrogates=True),
+                "versions": versions()}  # fmt: skip
     sections = diagnostics.report_sections(
         settings=settings, comparison=comparison, epistemic=epistemic, identities=identities,
         figures=figures,

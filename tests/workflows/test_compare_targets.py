@@ -1,0 +1,109 @@
+"""`uqmcmc compare` on targets other than phi^4: a user's class with only action and grad,
+named by module path, with energy surrogates; the settings that are refused before any work."""
+
+from __future__ import annotations
+
+import textwrap
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from uqmcmc import _arviz
+from uqmcmc.cli import main
+from uqmcmc.workflows import CompareConfig
+
+OWN = textwrap.dedent(
+    """
+    import jax.numpy as jnp
+
+    class Stretched:
+        '''A Gaussian with standard deviations (1, 2, 0.5) * scale; only action and grad.'''
+        def __init__(self, scale=1.0):
+            self.var = (jnp.asarray((1.0, 2.0, 0.5)) * scale) ** 2
+        def action(self, x):
+            return 0.5 * jnp.sum(x**2 / self.var)
+        def grad(self, x):
+            return x / self.var
+    """
+)
+
+#: The tiny settings of the doctests and resume tests (programs shared through the cache).
+TINY = """\
+quick = true
+backends = ["last_layer"]
+steps = 40
+warmup = 20
+exact_steps = 200
+member_steps = 40
+n_train = 16
+n_test = 4
+epochs = 2
+identity_positions = 8
+
+[params]
+scale = 1.0
+"""
+
+
+@pytest.fixture
+def own_module(user_module):
+    return user_module("user_gaussian", OWN)
+
+
+@pytest.mark.slow
+def test_a_users_target_runs_through_compare_with_energy_surrogates(own_module, tmp_path, capsys):
+    """A class written outside the package, named by module path, with only action and grad:
+    the command trains energy surrogates (the default off phi^4), runs every chain set and
+    writes the full report, and says which defaults it used."""
+    config = tmp_path / "run.toml"
+    config.write_text(TINY)
+    out = tmp_path / "rep"
+    code = main(["compare", "--target", f"{own_module}:Stretched", "--shape", "3",
+                 "--config", str(config), "--out", str(out), "--no-progress"])  # fmt: skip
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert "user_gaussian:Stretched: energy surrogates" in printed
+    assert "default network: an MLP of the flattened configuration" in printed
+    assert "default observables: each coordinate x, its square x2 and the Stein term sd" in printed
+    for name in ("report.html", "comparison.csv", "summary.csv", "calibration.csv"):
+        assert (out / name).exists(), name
+    table = pd.read_csv(out / "comparison.csv")
+    assert {"exact-mala", "oracle/draws/none", "last_layer/draws/cd", "last_layer/delayed"} <= set(
+        table["run"]
+    )
+    assert {"sd", "x[0]", "x2[2]"} <= set(table["observable"])
+    run = _arviz.load(out / "last_layer_draws_cd.nc")
+    attrs = _arviz.attrs(run)
+    assert attrs["estimator"] == "EnergyDelta" and attrs["scale"] == 1.0
+    summary = (out / "report.md").read_text()
+    assert "uqmcmc compare: user_gaussian:Stretched scale=1.0" in summary
+    assert "Predicted vs true S (the energy)" in summary
+
+
+def test_settings_of_another_target_are_checked_before_any_work(own_module):
+    with pytest.raises(ValueError, match="L, beta and g are phi\\^4's settings"):
+        CompareConfig(target="lj", L=6).validate()
+    with pytest.raises(ValueError, match="LJ cluster's surrogate is an energy network"):
+        CompareConfig(target="lj", surrogate="gradient").validate()
+    with pytest.raises(ValueError, match="no network for a gradient surrogate"):
+        CompareConfig(target=f"{own_module}:Stretched", shape=(3,), surrogate="gradient").validate()
+    with pytest.raises(ValueError, match="surrogate must be one of"):
+        CompareConfig(surrogate="forces").validate()
+    with pytest.raises(ValueError, match="does not take parameter 'size'"):
+        CompareConfig(target=f"{own_module}:Stretched", params={"size": 2}).validate()
+    quick = CompareConfig.quick_config(target="lj").validate()
+    assert (quick.L, quick.beta, quick.surrogate_kind) == (8, 0.3, "energy")
+    assert CompareConfig.quick_config().surrogate_kind == "gradient"
+
+
+def test_the_settings_name_the_network_of_the_surrogate(own_module):
+    cfg = CompareConfig(target=f"{own_module}:Stretched", shape=(3,)).validate()
+    net = cfg.backend_settings().network
+    assert net.cls.__name__ == "MLP" and net.kwargs["in_features"] == (3,)
+    energy = CompareConfig(surrogate="energy").backend_settings().network
+    assert energy.cls.__name__ == "EnergyNet"
+    assert CompareConfig().backend_settings().net.cls.__name__ == "RCNN"
+    lj = CompareConfig(target="lj", params={"N": 7, "d": 2}).backend_settings().network
+    assert lj.cls.__name__ == "AtomisticEnergyNet" and lj.kwargs["d"] == 2
+    assert np.isclose(CompareConfig(target="lj").system().temperature, 0.3)
