@@ -85,6 +85,11 @@ class MLP(nnx.Module):
         Widths of the hidden layers; the last one is ``F``.
     dropout : float
         Dropout rate after each hidden activation (0 disables).
+    quadratic : bool
+        Append each input and its square to the last hidden features, so the readout is a
+        quadratic form plus the network: an energy that grows at large ``|x|`` (a ``tanh``
+        network alone is bounded, and ``exp(-E)`` of a bounded energy cannot be normalised:
+        a chain on it drifts away). ``F`` grows by ``2 d``.
     rngs : nnx.Rngs
 
     Examples
@@ -96,6 +101,8 @@ class MLP(nnx.Module):
     ((3,), (3, 8))
     >>> MLP((4, 2), (8,), rngs=nnx.Rngs(0))(jnp.zeros((5, 4, 2))).shape  # 5 configurations
     (5,)
+    >>> MLP(3, (8,), quadratic=True, rngs=nnx.Rngs(0)).features(jnp.ones((5, 3))).shape
+    (5, 14)
     """
 
     reduce = "none"
@@ -107,8 +114,10 @@ class MLP(nnx.Module):
         hidden: Sequence[int] = (64, 64),
         *,
         dropout: float = 0.0,
+        quadratic: bool = False,
         rngs: nnx.Rngs,
     ):
+        self.quadratic = bool(quadratic)
         if isinstance(in_features, int):
             self.in_shape: tuple[int, ...] = ()
         else:
@@ -119,16 +128,20 @@ class MLP(nnx.Module):
             [nnx.Linear(a, b, rngs=rngs) for a, b in zip(widths[:-1], widths[1:], strict=True)]
         )
         self.dropout = nnx.Dropout(dropout, rngs=rngs) if dropout > 0 else None
-        self.readout = nnx.Linear(widths[-1], 1, rngs=rngs)
+        width = widths[-1] + (2 * in_features if self.quadratic else 0)
+        self.readout = nnx.Linear(width, 1, rngs=rngs)
 
     def features(self, x: Array) -> Array:
         h = jnp.asarray(x)
         if self.in_shape:
             h = h.reshape(*h.shape[: h.ndim - len(self.in_shape)], -1)
+        inputs = h
         for layer in self.layers:
             h = jnp.tanh(layer(h))
             if self.dropout is not None:
                 h = self.dropout(h)
+        if self.quadratic:
+            h = jnp.concatenate([h, inputs, inputs * inputs], axis=-1)
         return h
 
     def __call__(self, x: Array) -> Array:

@@ -77,6 +77,11 @@ class BackendSettings:
     network
         The network every built-in backend builds (:class:`Network`); default
         :meth:`Network.default`, the RCNN of ``grad S``.
+    forces
+        Train energy networks on energies and forces: the backends that can
+        (:attr:`BackendSpec.forces`) fit with ``loss="energy_force"``
+        (:func:`uqmcmc.uq.losses.energy_force_loss`) on labels packed by
+        :func:`~uqmcmc.uq.losses.energy_force_labels`; the others on energies.
 
     Examples
     --------
@@ -94,6 +99,7 @@ class BackendSettings:
     gp_steps: int = 1000
     learning_rate: float = 3e-2
     network: Network | None = None
+    forces: bool = False
 
     @property
     def net(self) -> Network:
@@ -131,6 +137,9 @@ class BackendSpec:
         The backend class (for :func:`load` and :func:`backend_class`), or a zero-argument
         callable returning it (to import it only when needed); by default the class of
         ``build(BackendSettings())``.
+    forces
+        Whether, with ``settings.forces``, the backend is fitted on energies and forces
+        (labels from :func:`~uqmcmc.uq.losses.energy_force_labels`) instead of energies.
 
     Examples
     --------
@@ -157,6 +166,7 @@ class BackendSpec:
     backend_cls: type[UQBackend] | Callable[[], type[UQBackend]] | None = field(
         default=None, compare=False
     )
+    forces: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.fullmatch(self.name):

@@ -43,11 +43,23 @@ def _trained(settings: BackendSettings, **extra: Any) -> dict[str, Any]:
     return {"epochs": settings.epochs, "optimizer": optimizer, "progress": False, **extra}
 
 
+def _loss(settings: BackendSettings) -> str:
+    """The training loss: on energies and forces when ``settings.forces``, else MSE."""
+    return "energy_force" if settings.forces else "mse"
+
+
+def _with_forces(settings: BackendSettings) -> dict[str, Any]:
+    """:func:`_trained`, on energies and forces when ``settings.forces`` (the last layer takes
+    the loss in ``fit``)."""
+    return _trained(settings, **({"loss": "energy_force"} if settings.forces else {}))
+
+
 def _ensemble(settings: BackendSettings) -> UQBackend:
     from uqmcmc.uq.ensemble import DeepEnsemble
 
     net = settings.net
-    return DeepEnsemble(net.cls, net.kwargs_for(), n_members=settings.n_members)
+    return DeepEnsemble(net.cls, net.kwargs_for(), n_members=settings.n_members,
+                        loss=_loss(settings))  # fmt: skip
 
 
 def _dropout(settings: BackendSettings) -> UQBackend:
@@ -55,7 +67,7 @@ def _dropout(settings: BackendSettings) -> UQBackend:
     from uqmcmc.uq.dropout import MCDropout
 
     net = settings.net
-    return MCDropout(net.cls, net.kwargs_for("dropout"), n_masks=20)
+    return MCDropout(net.cls, net.kwargs_for("dropout"), n_masks=20, loss=_loss(settings))
 
 
 def _last_layer(settings: BackendSettings) -> UQBackend:
@@ -113,16 +125,17 @@ def _paper_fit(settings: BackendSettings) -> dict[str, Any]:
 #: The built-in specs, in report order.
 SPECS: tuple[BackendSpec, ...] = (
     BackendSpec(
-        "ensemble", _ensemble, _trained, "deep ensemble of n_members networks (RCNNs by default)",
-        _lazy("uqmcmc.uq.ensemble", "DeepEnsemble"),
+        "ensemble", _ensemble, _trained,
+        "deep ensemble of n_members networks (RCNNs by default)",
+        _lazy("uqmcmc.uq.ensemble", "DeepEnsemble"), forces=True,
     ),
     BackendSpec(
         "dropout", _dropout, _trained, "MC dropout (rate 0.05, 20 fixed masks) over the network",
-        _lazy("uqmcmc.uq.dropout", "MCDropout"),
+        _lazy("uqmcmc.uq.dropout", "MCDropout"), forces=True,
     ),
     BackendSpec(
-        "last_layer", _last_layer, _trained, "Bayesian last layer on the trained network",
-        _lazy("uqmcmc.uq.last_layer", "BayesianLastLayer"),
+        "last_layer", _last_layer, _with_forces, "Bayesian last layer on the trained network",
+        _lazy("uqmcmc.uq.last_layer", "BayesianLastLayer"), forces=True,
     ),
     BackendSpec(
         "bnn", _bnn, _bnn_fit,

@@ -90,7 +90,9 @@ def evidence_fit(
     def solve(a, b):
         lam = a + b * eig
         m_v = b * proj_v / lam  # posterior mean in the eigenbasis
-        resid = max(yy - 2 * m_v @ proj_v + (eig * m_v) @ m_v, 1e-300)
+        # floor: a fit without residual (a network that represents the labels exactly) gets a
+        # noise of 1e-6 of the labels' rms, not an infinite precision
+        resid = max(yy - 2 * m_v @ proj_v + (eig * m_v) @ m_v, 1e-12 * yy, 1e-300)
         gamma = float(np.sum(b * eig / lam))
         return lam, m_v, resid, gamma
 
@@ -228,6 +230,11 @@ class BayesianLastLayer(UQBackend):
     ) -> BayesianLastLayer:
         """Train the network (MSE) unless ``model`` is given, then fit the last layer.
 
+        With ``loss="energy_force"`` (labels from
+        :func:`~uqmcmc.uq.losses.energy_force_labels`) the network is trained on energies and
+        gradients, and the last layer's posterior is fitted to both: one design row per energy
+        and one per gradient component (the gradient of the features), one noise level for all.
+
         Parameters
         ----------
         x, y
@@ -241,8 +248,12 @@ class BayesianLastLayer(UQBackend):
             As in :func:`uqmcmc.uq.training.train` (not with ``model``).
         """
         x, y = jnp.asarray(x, dtype=float), jnp.asarray(y, dtype=float)
-        if "loss" in train_kwargs:
-            raise ValueError("the network under a Bayesian last layer is trained with MSE")
+        loss = train_kwargs.get("loss", "mse")
+        if loss not in ("mse", "energy_force"):
+            raise ValueError(
+                "the network under a Bayesian last layer is trained with loss 'mse' or "
+                f"'energy_force', got {loss!r}"
+            )
         if model is None:
             k_init, k_train = jax.random.split(as_key(key))
             model, self.history = train(self.spec.build(k_init), x, y, key=k_train, **train_kwargs)
@@ -258,6 +269,10 @@ class BayesianLastLayer(UQBackend):
         self.model = model
         self._compile()
         rows = np.asarray(self._design(nnx.state(model), x))
+        if loss == "energy_force":  # energy rows and one row per gradient component
+            grad_rows = np.asarray(self._grad_design(nnx.state(model), x))
+            rows = np.concatenate([rows[:, None], grad_rows.reshape(len(x), -1, rows.shape[-1])],
+                                  axis=1)  # fmt: skip
         if rows.shape[:-1] != y.shape:
             raise ValueError(f"y has shape {y.shape}, the network's output is {rows.shape[:-1]}")
         self.posterior = evidence_fit(
@@ -292,7 +307,13 @@ class BayesianLastLayer(UQBackend):
             g = contract(jnp.moveaxis(phi, -1, 0), weights)  # the functional's row, (P,)
             return phi @ post["mean"], g @ post["cov"] @ g
 
+        def grad_rows(state, x):  # d(design)/dx per configuration, (n, *in, P)
+            one = lambda z: rows(state, z[None])[0]  # noqa: E731
+            jac = jax.vmap(jax.jacfwd(one))(x)  # (n, P, *in)
+            return jnp.moveaxis(jac, 1, -1)
+
         self._design = jax.jit(rows)
+        self._grad_design = jax.jit(grad_rows)
         self._mean_var = jax.jit(mean_var)
         self._draws = jax.jit(draws, static_argnums=4)
         self._delta = jax.jit(delta)

@@ -4,7 +4,8 @@
 is wrapped in :class:`GaussianHead`, which adds a second ``Linear(F, 1)`` readout on the same
 last hidden features giving ``softplus(.) + min_var`` per site (summed over sites for an energy
 network, i.e. independent site noise), and minimises ``0.5 * (log var + (y - mean)^2 / var)``
-averaged over outputs.
+averaged over outputs. ``loss="energy_force"`` trains an energy network on energies and
+gradients together (:func:`energy_force_labels` packs them; weights in :func:`energy_force_loss`).
 """
 
 from __future__ import annotations
@@ -19,9 +20,16 @@ from uqmcmc.nets.mlp import apply_readout, reduce_sites
 
 Array = jax.Array
 
-__all__ = ["LOSSES", "LOSS_FNS", "GaussianHead", "with_loss_head"]
+__all__ = [
+    "LOSSES",
+    "LOSS_FNS",
+    "GaussianHead",
+    "energy_force_labels",
+    "energy_force_loss",
+    "with_loss_head",
+]
 
-LOSSES = ("mse", "gaussian_nll")
+LOSSES = ("mse", "gaussian_nll", "energy_force")
 
 
 class GaussianHead(nnx.Module):
@@ -85,7 +93,9 @@ def with_loss_head(
     """
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
-    if loss == "mse" or hasattr(nnx.eval_shape(lambda: build(nnx.Rngs(0))), "mean_var"):
+    if loss in ("mse", "energy_force") or hasattr(
+        nnx.eval_shape(lambda: build(nnx.Rngs(0))), "mean_var"
+    ):
         return build
     return lambda rngs: GaussianHead(build(rngs), rngs=rngs)
 
@@ -104,5 +114,60 @@ def _gaussian_nll(model, x, y):
     return _per_example(0.5 * (jnp.log(var) + (y - mean) ** 2 / var), x.shape[0])
 
 
+def energy_force_labels(energy: Array, grad: Array) -> Array:
+    """Energies ``(n,)`` and gradients ``(n, *shape)`` packed as the labels of
+    ``loss="energy_force"``: ``(n, 1 + d)``, the energy first, then the gradient flattened.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> energy_force_labels(jnp.zeros(4), jnp.ones((4, 2, 3))).shape
+    (4, 7)
+    """
+    energy, grad = jnp.asarray(energy, dtype=float), jnp.asarray(grad, dtype=float)
+    return jnp.concatenate([energy[:, None], grad.reshape(grad.shape[0], -1)], axis=1)
+
+
+def energy_force_loss(model, x: Array, y: Array) -> Array:
+    """The weighted energy-and-force loss per example, labels from :func:`energy_force_labels`:
+
+    ``(E(x) - E)^2 / d + (1/d) sum_i (dE/dx_i - g_i)^2``,
+
+    with ``d`` the number of coordinates: the squared energy error per coordinate plus the mean
+    squared gradient (force) error, weights 1 and 1. Dividing the energy term by ``d`` keeps an
+    extensive energy from outweighing the forces as the system grows (machine-learned
+    interatomic potentials weigh energies per atom likewise). The gradient of the network is
+    taken by ``jax.vjp`` through the same forward pass (one dropout mask for both terms).
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> class Half:  # E = |x|^2 / 2, grad = x
+    ...     def __call__(self, x):
+    ...         return 0.5 * jnp.sum(x**2, axis=-1)
+    >>> x = jnp.ones((3, 2))
+    >>> energy_force_loss(Half(), x, energy_force_labels(jnp.ones(3), x)).tolist()
+    [0.0, 0.0, 0.0]
+    >>> energy_force_loss(Half(), x, energy_force_labels(jnp.zeros(3), 0 * x)).tolist()
+    [1.5, 1.5, 1.5]
+    """
+    n = x.shape[0]
+    energy, grad = y[:, 0], y[:, 1:]
+    d = grad.shape[1]
+    if isinstance(model, nnx.Module):  # its RNG counters advance outside the vjp's trace
+        graphdef, state = nnx.split(model)
+
+        def energies(z):
+            inner = nnx.merge(graphdef, state, copy=True)
+            return inner(z), nnx.state(inner)
+
+        pred, vjp, new_state = jax.vjp(energies, x, has_aux=True)
+        nnx.update(model, new_state)
+    else:
+        pred, vjp = jax.vjp(model, x)
+    pred_grad = vjp(jnp.ones_like(pred))[0].reshape(n, -1)
+    return (pred - energy) ** 2 / d + jnp.mean((pred_grad - grad) ** 2, axis=1)
+
+
 #: Loss name -> ``loss(model, x, y)``, the loss per example (mean over its outputs).
-LOSS_FNS = {"mse": _mse, "gaussian_nll": _gaussian_nll}
+LOSS_FNS = {"mse": _mse, "gaussian_nll": _gaussian_nll, "energy_force": energy_force_loss}

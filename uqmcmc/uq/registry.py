@@ -192,7 +192,7 @@ def get(name: str) -> BackendSpec:
     Examples
     --------
     >>> get("bnn").description
-    'NumPyro BNN (mean-field SVI, 50 posterior draws) over a small RCNN'
+    'NumPyro BNN (mean-field SVI, 50 posterior draws) over a small network'
     >>> get("gp")
     Traceback (most recent call last):
     ...

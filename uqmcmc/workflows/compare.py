@@ -276,7 +276,7 @@ def _run_stages(cfg: CompareConfig, out: Path, progress: bool, folder: StagedFol
                 backend = _trained(
                     ckpt, name, out / "backends" / name,
                     lambda i=i, name=name: registry.fit(
-                        name, settings, data.train.x, getattr(data.train, label),
+                        name, settings, data.train.x, _labels(data.train, label, settings, name),
                         jax.random.fold_in(k_fit, i),
                     ),
                 )  # fmt: skip
@@ -412,6 +412,16 @@ def _when_all_done(jobs: list[Future], callback: Callable[[], None]) -> None:
 
     for job in jobs:
         job.add_done_callback(one_done)
+
+
+def _labels(split, label: str, settings: registry.BackendSettings, name: str):
+    """The training labels of backend ``name``: ``grad S`` or ``S``, with the gradients packed
+    in (:func:`~uqmcmc.uq.losses.energy_force_labels`) when it trains on forces too."""
+    if label == "action" and settings.forces and registry.get(name).forces:
+        from uqmcmc.uq.losses import energy_force_labels
+
+        return energy_force_labels(split.action, split.grad)
+    return getattr(split, label)
 
 
 def _calibration(backend, x, truth) -> dict:

@@ -39,21 +39,23 @@ class CompareConfig:
     target without one); phi^4's lattice and couplings are ``L``, ``beta``, ``g``. What the
     surrogates predict: ``surrogate`` (``"energy"`` or ``"gradient"``; default the target's
     choice, :attr:`~uqmcmc.workflows.System.default_surrogate`), with the target's network
-    (:meth:`~uqmcmc.workflows.System.network`). Chains: ``chains`` x ``steps`` MALA steps
-    after ``warmup`` for every surrogate run, ``thin`` between kept draws; ``exact_steps``
-    checkerboard sweeps for the reference. ``member_chains`` x ``member_steps`` for each of
-    ``n_fixed`` fixed-draw chain sets per backend; ``delayed_chains`` x ``delayed_steps`` of the
-    delayed-acceptance control per backend (exact by construction; fewer, longer chains, so
-    that |M| mixes). Data: ``n_train`` + ``n_test``
-    configurations (Tzivrailis et al.: 180 + 20). ``epochs`` of training (``svi_steps`` for
-    the BNN, plus ``gp_steps`` of the deep kernel's GP fit); ``n_members`` ensemble members;
-    ``n_draws`` joint draws per step in ``draws`` mode; ``rule`` the quadrature of ``grad S``.
-    The positive control: a noisy oracle whose ΔS carries Gaussian noise of standard deviation
-    ``oracle_sigma``, estimated from ``oracle_draws`` draws (naive and penalised chains).
-    The noise sweep: ``sweep_backend``'s draws-mode chains (default: ``last_layer`` when it
-    runs, else the first backend) with Gaussian noise added to each draw's ΔS so that the
-    estimate's standard deviation grows by each level of ``noise_sweep`` (empty: no sweep),
-    naive and penalised.
+    (:meth:`~uqmcmc.workflows.System.network`); energy networks are trained on energies and
+    forces (``forces``, :func:`uqmcmc.uq.losses.energy_force_loss`) by the backends that can
+    (ensemble, dropout, last layer), on energies by the others. Chains: ``chains`` x ``steps``
+    MALA steps after ``warmup`` for every surrogate run, ``thin`` between kept draws;
+    ``exact_steps`` checkerboard sweeps for the reference. ``member_chains`` x ``member_steps``
+    for each of ``n_fixed`` fixed-draw chain sets per backend; ``delayed_chains`` x
+    ``delayed_steps`` of the delayed-acceptance control per backend (exact by construction;
+    fewer, longer chains, so that |M| mixes). Data: ``n_train`` + ``n_test`` configurations
+    (Tzivrailis et al.: 180 + 20). ``epochs`` of training (``svi_steps`` for the BNN, plus
+    ``gp_steps`` of the deep kernel's GP fit); ``n_members`` ensemble members; ``n_draws`` joint
+    draws per step in ``draws`` mode; ``rule`` the quadrature of ``grad S``. The positive
+    control: a noisy oracle whose ΔS carries Gaussian noise of standard deviation
+    ``oracle_sigma``, estimated from ``oracle_draws`` draws (naive and penalised chains). The
+    noise sweep: ``sweep_backend``'s draws-mode chains (default: ``last_layer`` when it runs,
+    else the first backend) with Gaussian noise added to each draw's ΔS so that the estimate's
+    standard deviation grows by each level of ``noise_sweep`` (empty: no sweep), naive and
+    penalised.
 
     Examples
     --------
@@ -101,6 +103,7 @@ class CompareConfig:
     params: dict = field(default_factory=dict)
     shape: tuple[int, ...] | None = None
     surrogate: str | None = None
+    forces: bool = True
 
     def system(self) -> System:
         """The target of these settings with its workflow defaults (built once per settings).
@@ -228,6 +231,7 @@ class CompareConfig:
             positive("step_size", self.step_size)
         choice("rule", self.rule, QUADRATURE)
         flag("quick", self.quick)
+        flag("forces", self.forces)
         path_setting("out", self.out)
         self.backends = names("backends", self.backends, registry.names())
         self.noise_sweep = positive_floats("noise_sweep", self.noise_sweep)
@@ -265,6 +269,7 @@ class CompareConfig:
         return registry.BackendSettings(
             n_members=self.n_members, epochs=self.epochs, svi_steps=self.svi_steps,
             gp_steps=self.gp_steps, network=self.system().network(self.surrogate_kind),
+            forces=self.forces and self.surrogate_kind == "energy",
         )  # fmt: skip
 
 

@@ -53,7 +53,9 @@ __all__ = [
 SURROGATES = ("energy", "gradient")
 
 #: The default energy network of a target without its own: an MLP of the flattened
-#: configuration, two hidden layers of 64 (one of 16 for the BNN).
+#: configuration, two hidden layers of 64 (one of 16 for the BNN), whose readout also sees each
+#: coordinate and its square (``quadratic``: a tanh network alone is bounded, and a chain on a
+#: bounded energy drifts away).
 DEFAULT_HIDDEN, DEFAULT_SMALL = (64, 64), (16,)
 
 #: Target acceptance of the exact MALA reference when the target has no sampler of its own.
@@ -68,7 +70,8 @@ DEFAULTS = {
     "params": "parameters: the class name and the given parameters go in the attrs (the target "
     "has no `params`)",
     "surrogate": "surrogate: the energy",
-    "network": f"network: an MLP of the flattened configuration, hidden layers {DEFAULT_HIDDEN}",
+    "network": f"network: an MLP of the flattened configuration, hidden layers {DEFAULT_HIDDEN}, "
+    "plus each coordinate and its square (a readout that can confine)",
 }
 
 
@@ -272,7 +275,7 @@ class System:
         ...         return x
         >>> net = System.of(Bowl()).network()
         >>> net.cls.__name__, net.kwargs
-        ('MLP', {'in_features': (2,), 'hidden': (64, 64)})
+        ('MLP', {'in_features': (2,), 'hidden': (64, 64), 'quadratic': True})
         >>> System.of(Bowl()).network("gradient")
         Traceback (most recent call last):
         ...
@@ -293,7 +296,7 @@ class System:
         from uqmcmc.uq.registry import Network
 
         shape = self.require_shape()
-        return Network(MLP, {"in_features": shape, "hidden": DEFAULT_HIDDEN},
+        return Network(MLP, {"in_features": shape, "hidden": DEFAULT_HIDDEN, "quadratic": True},
                        small={"hidden": DEFAULT_SMALL})  # fmt: skip
 
     @property
