@@ -43,3 +43,27 @@ def test_the_page_target_runs_as_the_page_says(user_module, capsys):
         "surrogate",
         "network",
     )
+
+
+def test_the_page_compare_command_and_settings_file_are_valid(user_module):
+    """The page's compare command and its TOML file give the same valid settings (checked,
+    not run: the run itself is tested in test_compare_targets)."""
+    import tomllib
+
+    from uqmcmc.cli import _compare_config, _parser
+    from uqmcmc.workflows import CompareConfig
+
+    source = next(b for b in _blocks("python") if "class Dimer" in b)
+    name = user_module("my_energies", source)
+    command = next(b for b in _blocks("bash") if "uqmcmc compare" in b)
+    args = _parser().parse_args(shlex.split(command.replace("\\\n", " "))[1:])
+    cfg, _ = _compare_config(args)
+    cfg.validate()
+    assert (cfg.target, cfg.params, cfg.shape, cfg.quick) == (
+        f"{name}:Dimer", {"temperature": 0.3}, (2, 3), True,
+    )  # fmt: skip
+    assert cfg.surrogate_kind == "energy"
+    toml = next(b for b in _blocks("toml") if "[params]" in b)
+    from_file = CompareConfig.quick_config(**tomllib.loads(toml)).validate()
+    assert (from_file.target, from_file.params, from_file.shape) == (cfg.target, cfg.params,
+                                                                     cfg.shape)  # fmt: skip

@@ -28,6 +28,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -263,6 +264,9 @@ class AtomisticEnergyNet(nnx.Module):
         dropout: float = 0.0,
         *,
         activation: str = "tanh",
+        descriptor_mean: Sequence[float] | None = None,
+        descriptor_std: Sequence[float] | None = None,
+        energy_shift: float = 0.0,
         rngs: nnx.Rngs,
     ):
         if isinstance(d, bool) or d not in (2, 3):
@@ -286,14 +290,22 @@ class AtomisticEnergyNet(nnx.Module):
         self.angular = angular_grid(self.cutoff) if angular else ()
         n_desc = n_radial + len(self.angular)
         self.n_descriptors = n_desc
-        self.g_mean = DescriptorScale(jnp.zeros(n_desc))
-        self.g_std = DescriptorScale(jnp.ones(n_desc))
+        mean = np.zeros(n_desc) if descriptor_mean is None else np.asarray(descriptor_mean)
+        std = np.ones(n_desc) if descriptor_std is None else np.asarray(descriptor_std)
+        if mean.shape != (n_desc,) or std.shape != (n_desc,) or not np.all(std > 0):
+            raise ValueError(
+                f"descriptor_mean and descriptor_std must be {n_desc} numbers (std > 0)"
+            )
+        self.g_mean = DescriptorScale(jnp.asarray(mean, dtype=float))
+        self.g_std = DescriptorScale(jnp.asarray(std, dtype=float))
         widths = [n_desc, *hidden]
         self.layers = nnx.List(
             [nnx.Linear(a, b, rngs=rngs) for a, b in zip(widths[:-1], widths[1:], strict=True)]
         )
         self.dropout = nnx.Dropout(float(dropout), rngs=rngs) if dropout > 0 else None
         self.readout = nnx.Linear(widths[-1], 1, rngs=rngs)
+        if energy_shift:
+            self.readout.bias.set_value(self.readout.bias[...] + float(energy_shift))
 
     def _check(self, x: Array) -> Array:
         x = jnp.asarray(x)
@@ -348,6 +360,31 @@ class AtomisticEnergyNet(nnx.Module):
         """``dE/dx`` for every configuration, same shape as ``x`` (forces are ``-grad``)."""
         x = self._check(x)
         return jax.grad(lambda z: jnp.sum(self(z)))(x)
+
+    @classmethod
+    def data_kwargs(cls, x: Array, energy: Array | None = None, **kwargs: Any) -> dict:
+        """Constructor arguments from training data: the descriptor scaling and energy shift
+        :meth:`fit_scaling` would set, as numbers (``descriptor_mean``, ``descriptor_std``,
+        ``energy_shift``), so every backend builds every network already scaled. ``kwargs``
+        are the other constructor arguments.
+
+        Examples
+        --------
+        >>> import jax
+        >>> x = jax.random.normal(jax.random.key(0), (10, 6, 2))
+        >>> extra = AtomisticEnergyNet.data_kwargs(x, jax.numpy.full(10, -12.0), d=2)
+        >>> sorted(extra), len(extra["descriptor_mean"])
+        (['descriptor_mean', 'descriptor_std', 'energy_shift'], 16)
+        """
+        net = cls(**kwargs, rngs=nnx.Rngs(0))
+        net.fit_scaling(x, energy)
+        out = {
+            "descriptor_mean": [float(v) for v in net.g_mean[...]],
+            "descriptor_std": [float(v) for v in net.g_std[...]],
+        }
+        if energy is not None:
+            out["energy_shift"] = float(net.readout.bias[...][0])
+        return out
 
     def fit_scaling(self, x: Array, energy: Array | None = None) -> None:
         """Set ``g_mean`` / ``g_std`` from training configurations ``x (*batch, N, d)``.

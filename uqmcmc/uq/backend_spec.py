@@ -3,6 +3,7 @@ read (:class:`BackendSettings`) and how to build and fit it (:class:`BackendSpec
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -49,6 +50,29 @@ class Network:
         from uqmcmc.nets import RCNN
 
         return cls(RCNN, {}, small={"channels": 8, "depth": 1})
+
+    def fitted(self, x: Any, energy: Any = None) -> Network:
+        """This network with the constructor arguments its class derives from the training
+        configurations (and energies): ``cls.data_kwargs(x, energy, **kwargs)`` when the class
+        has it (e.g. :class:`~uqmcmc.nets.AtomisticEnergyNet`'s descriptor scaling), else
+        itself.
+
+        Examples
+        --------
+        >>> import jax
+        >>> from uqmcmc.nets import AtomisticEnergyNet
+        >>> x = jax.random.normal(jax.random.key(0), (10, 4, 3))
+        >>> net = Network(AtomisticEnergyNet, {"d": 3}).fitted(x)
+        >>> sorted(net.kwargs)
+        ['d', 'descriptor_mean', 'descriptor_std']
+        >>> Network.default().fitted(x) == Network.default()
+        True
+        """
+        derive = getattr(self.cls, "data_kwargs", None)
+        if derive is None:
+            return self
+        kwargs = {**self.kwargs, **derive(x, energy, **self.kwargs)}
+        return dataclasses.replace(self, kwargs=kwargs)
 
     def kwargs_for(self, variant: str = "plain") -> dict[str, Any]:
         """The constructor arguments of one variant: ``"plain"``, ``"bnn"`` (with

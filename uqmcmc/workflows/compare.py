@@ -251,7 +251,9 @@ def _run_stages(cfg: CompareConfig, out: Path, progress: bool, folder: StagedFol
                             algorithm=sampler)  # fmt: skip
         done("dataset", t0)
 
-        settings = cfg.backend_settings()
+        settings = cfg.backend_settings()  # the network scaled to the training data, if it asks
+        network = settings.net.fitted(data.train.x, data.train.action)
+        settings = dataclasses.replace(settings, network=network)
         calibration: dict[str, dict] = {}
         predictions: dict[str, tuple] = {}
         evaluations: dict[str, int] = {}
