@@ -135,3 +135,27 @@ def test_the_settings_name_the_network_of_the_surrogate(own_module):
     lj = CompareConfig(target="lj", params={"N": 7, "d": 2}).backend_settings().network
     assert lj.cls.__name__ == "AtomisticEnergyNet" and lj.kwargs["d"] == 2
     assert np.isclose(CompareConfig(target="lj").system().temperature, 0.3)
+
+
+@pytest.mark.slow
+def test_the_lj_cluster_runs_through_compare(tmp_path):
+    """The built-in cluster (7 atoms in 2-D, tiny settings): atomistic energy surrogates learn
+    the action minus its exact part (the container and the repulsive core), every chain set
+    runs and the report leads with the energy and the radius of gyration."""
+    from uqmcmc.workflows import run_compare
+
+    cfg = CompareConfig.quick_config(
+        target="lj", params={"N": 7, "d": 2, "temperature": 0.5}, backends=("last_layer",),
+        steps=40, warmup=20, exact_steps=200, member_steps=40, n_train=16, n_test=4, epochs=2,
+        identity_positions=8, noise_sweep=(), out=str(tmp_path / "rep"),
+    )  # fmt: skip
+    res = run_compare(cfg, progress=False)
+    assert res.config.system().headline_observables == ("energy", "rg")
+    assert {"energy", "rg", "psi6", "heat_capacity"} <= set(res.comparison["observable"])
+    decomposition = pd.read_csv(res.out / "decomposition.csv")
+    assert set(decomposition["observable"]) == {"energy", "rg"}
+    attrs = _arviz.attrs(res.runs["last_layer/mean/cd"])
+    assert attrs["estimator"] == "EnergyDelta" and attrs["N"] == 7
+    assert "uqmcmc compare: lj N=7, d=2, temperature=0.5" in (res.out / "report.md").read_text()
+    mean, _, truth = res.predictions["last_layer"]  # the full action: baseline + surrogate
+    assert np.corrcoef(mean, truth)[0, 1] > 0.5

@@ -408,6 +408,33 @@ class LJCluster:
     def _grad(self, x: Array) -> Array:
         return jnp.vectorize(jax.grad(self._action), signature="(n,d)->(n,d)")(x)
 
+    def baseline(self, x: Array) -> Array:
+        """The part of the action a surrogate need not learn, ``(U_core(x) + U_wall(x)) / T``:
+        the container wall and the pairs' repulsive core (Weeks-Chandler-Andersen: the
+        Lennard-Jones pair energy plus 1 below its minimum ``2^(1/6)``, zero beyond), exact and
+        cheap. The compare workflow's surrogates learn the rest, the attraction
+        (:class:`~uqmcmc.uq.baseline.WithBaseline`), as machine-learned potentials add a known
+        short-range repulsion (e.g. ZBL) and external terms: descriptors with a cutoff cannot
+        see a wall around the centre of mass (atoms evaporate), and a network trained where
+        atoms never overlap does not stop them from overlapping.
+
+        Examples
+        --------
+        >>> import jax.numpy as jnp
+        >>> t = LJCluster(N=2, temperature=0.5)
+        >>> float(t.baseline(jnp.array([[0.0, 0.0, 0.0], [1.5, 0.0, 0.0]])))  # beyond the core
+        0.0
+        >>> float(t.baseline(jnp.array([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0]])))  # (0 + 1) / 0.5
+        2.0
+        """
+        return _call(LJCluster._baseline, self, self._check(x))
+
+    def _baseline(self, x: Array) -> Array:
+        r2 = jnp.sum(self._pair_vectors(x) ** 2, axis=-1)
+        inv6 = 1.0 / jnp.clip(r2, R_FLOOR**2, R_MIN**2) ** 3  # at r >= R_MIN: U_LJ = -1
+        core = jnp.sum(4.0 * (inv6 * inv6 - inv6) + 1.0, axis=-1)
+        return (core + self._wall_energy(x)) / self.temperature
+
     # -- configurations ------------------------------------------------------------------
     def initial_positions(self, key: Array, n: int, jitter: float = 0.05) -> Array:
         """``n`` compact random clusters: :func:`lattice_cluster`, randomly rotated, each

@@ -37,6 +37,7 @@ from uqmcmc._compile_cache import CompileClock
 from uqmcmc.diagnostics.report_folder import StagedFolder
 from uqmcmc.uq import registry
 from uqmcmc.uq.base import UQBackend
+from uqmcmc.uq.baseline import WithBaseline
 from uqmcmc.uq.io import provenance
 from uqmcmc.workflows.compare_chains import (
     EXACT_COUPLED,
@@ -251,8 +252,12 @@ def _run_stages(cfg: CompareConfig, out: Path, progress: bool, folder: StagedFol
                             algorithm=sampler)  # fmt: skip
         done("dataset", t0)
 
+        # A target's exact part (its ``baseline``) is added to every backend, which learns the
+        # rest (uqmcmc.uq.baseline).
+        baseline = getattr(target, "baseline", None)
+        fit_data = data.train if not callable(baseline) else _residual(data.train, baseline)
         settings = cfg.backend_settings()  # the network scaled to the training data, if it asks
-        network = settings.net.fitted(data.train.x, data.train.action)
+        network = settings.net.fitted(fit_data.x, fit_data.action)
         settings = dataclasses.replace(settings, network=network)
         calibration: dict[str, dict] = {}
         predictions: dict[str, tuple] = {}
@@ -278,10 +283,13 @@ def _run_stages(cfg: CompareConfig, out: Path, progress: bool, folder: StagedFol
                 backend = _trained(
                     ckpt, name, out / "backends" / name,
                     lambda i=i, name=name: registry.fit(
-                        name, settings, data.train.x, _labels(data.train, label, settings, name),
+                        name, settings, fit_data.x, _labels(fit_data, label, settings, name),
                         jax.random.fold_in(k_fit, i),
                     ),
                 )  # fmt: skip
+                if callable(baseline):
+                    part = baseline if label == "action" else jax.grad(baseline)
+                    backend = WithBaseline(backend, part, len(target.shape))
                 truth = getattr(data.test, label)
                 calibration[name] = _calibration(backend, data.test.x, truth)
                 mean, var = backend.predict_mean_var(data.test.x)
@@ -414,6 +422,14 @@ def _when_all_done(jobs: list[Future], callback: Callable[[], None]) -> None:
 
     for job in jobs:
         job.add_done_callback(one_done)
+
+
+def _residual(split, baseline):
+    """``split`` with labels minus the baseline's (:func:`~uqmcmc.uq.baseline.residual_labels`)."""
+    from uqmcmc.uq.baseline import residual_labels
+
+    action, grad = residual_labels(baseline, split.x, split.action, split.grad)
+    return type(split)(split.x, grad, action)
 
 
 def _labels(split, label: str, settings: registry.BackendSettings, name: str):
