@@ -23,6 +23,7 @@ def held_interrupt() -> Iterator[None]:
     Examples
     --------
     >>> import os, signal
+    >>> before = signal.signal(signal.SIGINT, signal.default_int_handler)  # Python's own
     >>> try:
     ...     with held_interrupt():
     ...         os.kill(os.getpid(), signal.SIGINT)  # arrives here ...
@@ -31,6 +32,9 @@ def held_interrupt() -> Iterator[None]:
     ...     print("... and stops the run afterwards")
     the write finishes
     ... and stops the run afterwards
+    >>> _ = signal.signal(signal.SIGINT, before)
+
+    A process that ignores SIGINT (started in the background) goes on ignoring it.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
