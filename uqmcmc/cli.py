@@ -22,6 +22,7 @@ from uqmcmc.workflows import (
 )
 from uqmcmc.workflows.compare_config import read_toml
 from uqmcmc.workflows.exact import unmixed, untabulated
+from uqmcmc.workflows.system import SURROGATES
 
 
 def _finite_float(text: str) -> float:
@@ -38,6 +39,21 @@ def _shape(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"must be sizes like 13,3, got {text!r}") from None
 
 
+def _target_options(parser: argparse.ArgumentParser, default: str | None, where: str) -> None:
+    """``--target``, ``--param`` and ``--shape``, the same for every command."""
+    parser.add_argument(
+        "--target", default=default, help="phi4 (default), lj, or your own: "
+        "package.module:Name or path/to/file.py:Name (a class or function with action(x) and "
+        "grad(x))",
+    )  # fmt: skip
+    parser.add_argument(
+        "--param", action="append", default=[], metavar="KEY=VALUE",
+        help=f"a parameter of the target (repeatable; {where})",
+    )  # fmt: skip
+    parser.add_argument("--shape", type=_shape, help="shape of a configuration, for a target "
+                        "without a `shape` attribute (e.g. 13,3)")  # fmt: skip
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="uqmcmc",
@@ -49,16 +65,7 @@ def _parser() -> argparse.ArgumentParser:
         "exact", help="exact reference chains (phi^4 by checkerboard Metropolis, any other "
         "target by tuned exact MALA)",
     )  # fmt: skip
-    ex.add_argument(
-        "--target", default="phi4", help="phi4 (default), lj, or your own: package.module:Name "
-        "or path/to/file.py:Name (a class or function with action(x) and grad(x))",
-    )  # fmt: skip
-    ex.add_argument(
-        "--param", action="append", default=[], metavar="KEY=VALUE",
-        help="a parameter of the target (repeatable; e.g. --param temperature=0.5)",
-    )  # fmt: skip
-    ex.add_argument("--shape", type=_shape, help="shape of a configuration, for a target "
-                    "without a `shape` attribute (e.g. 13,3)")  # fmt: skip
+    _target_options(ex, "phi4", "e.g. --param temperature=0.5")
     ex.add_argument("--L", type=int, default=8, help="phi^4 lattice size (default 8)")
     ex.add_argument("--beta", type=_finite_float, default=0.7, help="phi^4 hopping (default 0.7)")
     ex.add_argument(
@@ -88,18 +95,9 @@ def _parser() -> argparse.ArgumentParser:
         help="surrogate chains of every UQ backend against the exact chain, with a report",
     )
     d = CompareConfig()
+    _target_options(cmp, None, "also a [params] table in --config")
     cmp.add_argument(
-        "--target", help="phi4 (default), lj, or your own: package.module:Name or "
-        "path/to/file.py:Name (a class or function with action(x) and grad(x))",
-    )  # fmt: skip
-    cmp.add_argument(
-        "--param", action="append", default=[], metavar="KEY=VALUE",
-        help="a parameter of the target (repeatable; also a [params] table in --config)",
-    )  # fmt: skip
-    cmp.add_argument("--shape", type=_shape, help="shape of a configuration, for a target "
-                     "without a `shape` attribute (e.g. 13,3)")  # fmt: skip
-    cmp.add_argument(
-        "--surrogate", choices=("energy", "gradient"),
+        "--surrogate", choices=SURROGATES,
         help="what the surrogates predict (default: the target's choice; phi^4 gradient, "
         "others energy)",
     )  # fmt: skip
