@@ -101,6 +101,11 @@ def _parser() -> argparse.ArgumentParser:
         help="what the surrogates predict (default: the target's choice; phi^4 gradient, "
         "others energy)",
     )  # fmt: skip
+    cmp.add_argument(
+        "--train-param", action="append", default=[], metavar="KEY=VALUE",
+        help="draw the training set at another value of a target parameter (a domain shift, "
+        "e.g. --train-param temperature=0.3; repeatable; also a [train_params] table)",
+    )  # fmt: skip
     cmp.add_argument("--L", type=int, help=f"phi^4 lattice size (default {d.L})")
     cmp.add_argument("--beta", type=_finite_float, help=f"phi^4 hopping (default {d.beta:g})")
     cmp.add_argument("--g", type=_finite_float, help=f"phi^4 quartic coupling (default {d.g:g})")
@@ -131,7 +136,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 #: Settings whose command-line option is not ``--<name>``.
-_OPTIONS = {"step_size": "--step-size", "params": "--param"}
+_OPTIONS = {"step_size": "--step-size", "params": "--param", "train_params": "--train-param"}
 
 
 def _option(name: str) -> str:
@@ -147,9 +152,10 @@ def _compare_config(args) -> tuple[CompareConfig, dict[str, str]]:
                   "out")
         if getattr(args, k) is not None
     }  # fmt: skip
-    if args.param:
-        toml_params = read_toml(args.config).get("params", {}) if args.config else {}
-        overrides["params"] = {**toml_params, **parse_params(args.param)}
+    for table, given in (("params", args.param), ("train_params", args.train_param)):
+        if given:  # on top of the TOML file's table
+            in_file = read_toml(args.config).get(table, {}) if args.config else {}
+            overrides[table] = {**in_file, **parse_params(given)}
     if args.backends is not None:
         overrides["backends"] = tuple(b.strip() for b in args.backends.split(",") if b.strip())
     if args.quick:

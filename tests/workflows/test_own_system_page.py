@@ -7,6 +7,8 @@ import re
 import shlex
 from pathlib import Path
 
+import pytest
+
 from uqmcmc.cli import main
 from uqmcmc.workflows import System
 
@@ -67,3 +69,38 @@ def test_the_page_compare_command_and_settings_file_are_valid(user_module):
     from_file = CompareConfig.quick_config(**tomllib.loads(toml)).validate()
     assert (from_file.target, from_file.params, from_file.shape) == (cfg.target, cfg.params,
                                                                      cfg.shape)  # fmt: skip
+
+
+def test_the_page_domain_shift_command_is_valid(user_module):
+    """The page's domain-shift command: chains at one temperature, training set at another."""
+    from uqmcmc.cli import _compare_config, _parser
+
+    source = next(b for b in _blocks("python") if "class Dimer" in b)
+    name = user_module("my_energies", source)
+    command = next(b for b in _blocks("bash") if "--train-param" in b)
+    args = _parser().parse_args(shlex.split(command.replace("\\\n", " "))[1:])
+    cfg, words = _compare_config(args)
+    cfg.validate()
+    assert (cfg.target, cfg.params, cfg.train_params) == (
+        f"{name}:Dimer", {"temperature": 0.5}, {"temperature": 0.3},
+    )  # fmt: skip
+    assert cfg.train_system().target.temperature == 0.3
+    assert cfg.system().target.temperature == 0.5
+    assert words["train_params"] == "--train-param"
+
+
+def test_train_params_from_a_file_and_the_command_line_merge(tmp_path):
+    """A ``[train_params]`` table in the settings file, one key overridden on the command
+    line; an unknown parameter is refused before any work."""
+    from uqmcmc.cli import _compare_config, _parser
+
+    path = tmp_path / "run.toml"
+    path.write_text('target = "lj"\nquick = true\n[train_params]\ntemperature = 0.2\n'
+                    "wall_strength = 30.0\n")  # fmt: skip
+    args = _parser().parse_args(["compare", "--config", str(path),
+                                 "--train-param", "temperature=0.25"])  # fmt: skip
+    cfg, _ = _compare_config(args)
+    assert cfg.validate().train_params == {"temperature": 0.25, "wall_strength": 30.0}
+    cfg.train_params = {"temp": 0.2}
+    with pytest.raises(ValueError, match="does not take parameter 'temp'"):
+        cfg.validate()

@@ -53,6 +53,7 @@ from uqmcmc.workflows.compare_chains import (
 from uqmcmc.workflows.compare_config import CompareConfig
 from uqmcmc.workflows.compare_progress import ChainMeter, chain_set_steps, planned_chain_steps
 from uqmcmc.workflows.compare_report import write_compare_report
+from uqmcmc.workflows.compare_shift import CHAIN, shift_scores
 from uqmcmc.workflows.exact import run_exact
 from uqmcmc.workflows.resume import (
     CHECKPOINTS,
@@ -75,7 +76,10 @@ class CompareResult:
     noise-sweep runs (``"<backend>/noise<s>/<none|cd>"``); ``evaluations`` each backend's
     network evaluations per :meth:`predict_mean_var` configuration; ``compilation`` the seconds
     JAX spent compiling (``seconds``, summed over the worker threads) and the number of XLA
-    compilations (``compiles``), up to the report. See :func:`run_compare` for an example.
+    compilations (``compiles``), up to the report; ``shift`` each backend's epistemic-variance
+    scores on the test split, the exact chain and its mean-mode chain
+    (:func:`~uqmcmc.workflows.compare_shift.shift_scores`). See :func:`run_compare` for an
+    example.
 
     Examples
     --------
@@ -98,6 +102,7 @@ class CompareResult:
     sweep: dict[str, Any] = field(default_factory=dict)
     evaluations: dict[str, int] = field(default_factory=dict)
     compilation: dict[str, float] = field(default_factory=dict)
+    shift: dict[str, dict] = field(default_factory=dict)
 
 
 def run_compare(
@@ -243,13 +248,19 @@ def _run_stages(cfg: CompareConfig, out: Path, progress: bool, folder: StagedFol
         from uqmcmc.workflows.training_data import make_dataset
 
         # Training configurations from exact chains: phi^4's checkerboard sweeps, else exact
-        # MALA at the reference's tuned step.
-        sampler = None
+        # MALA at the reference's tuned step (tuned anew where ``train_params`` shift the
+        # target), labelled with the sampled target's action.
+        drawn_from, sampler, tune = cfg.train_system(), None, {}
         if target.sampler != "checkerboard":
             exact_step = float(_arviz.attrs(exact)["step_size"])
-            sampler = target.reference(exact_step)["algorithm"]
-        data = make_dataset(target, k_data, cfg.n_train + cfg.n_test, n_test=cfg.n_test,
-                            algorithm=sampler)  # fmt: skip
+            if cfg.train_params:
+                ref = drawn_from.reference()
+                sampler = ref["algorithm"]
+                tune = {"step_size": exact_step, "target_acceptance": ref["target_acceptance"]}
+            else:
+                sampler = target.reference(exact_step)["algorithm"]
+        data = make_dataset(drawn_from, k_data, cfg.n_train + cfg.n_test, n_test=cfg.n_test,
+                            algorithm=sampler, labels=target, **tune)  # fmt: skip
         done("dataset", t0)
 
         # A target's exact part (its ``baseline``) is added to every backend, which learns the
@@ -263,6 +274,7 @@ def _run_stages(cfg: CompareConfig, out: Path, progress: bool, folder: StagedFol
         predictions: dict[str, tuple] = {}
         evaluations: dict[str, int] = {}
         chain_jobs: dict[str, list[Future]] = {}
+        trained: dict[str, Any] = {}
         sweep_job: Future | None = None
         # Chain runs go to two worker threads while the next backend trains: one compiled
         # program rarely keeps both cores busy, two side by side do (about 0.8 times the wall
@@ -290,6 +302,7 @@ def _run_stages(cfg: CompareConfig, out: Path, progress: bool, folder: StagedFol
                 if callable(baseline):
                     part = baseline if label == "action" else jax.grad(baseline)
                     backend = WithBaseline(backend, part, len(target.shape))
+                trained[name] = backend
                 truth = getattr(data.test, label)
                 calibration[name] = _calibration(backend, data.test.x, truth)
                 mean, var = backend.predict_mean_var(data.test.x)
@@ -332,12 +345,17 @@ def _run_stages(cfg: CompareConfig, out: Path, progress: bool, folder: StagedFol
                 members[name] = member_job.result()
                 runs[f"{name}/delayed"] = delayed_job.result()
             sweep = sweep_job.result() if sweep_job is not None else {}
+        shift = {
+            name: shift_scores(backend, data.test.x, exact, runs[CHAIN.format(b=name)])
+            for name, backend in trained.items()
+        }
 
         t0 = stage("report")
         result = CompareResult(
             cfg, exact, runs, None, None, None, calibration, out=out, members=members,
             predictions=predictions, sweep=sweep, evaluations=evaluations, timings=timings,
             compilation={"seconds": round(clock.seconds, 2), "compiles": clock.compiles},
+            shift=shift,
         )  # fmt: skip
         write_compare_report(result)
         shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)

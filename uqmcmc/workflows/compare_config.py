@@ -41,7 +41,11 @@ class CompareConfig:
     choice, :attr:`~uqmcmc.workflows.System.default_surrogate`), with the target's network
     (:meth:`~uqmcmc.workflows.System.network`); energy networks are trained on energies and
     forces (``forces``, :func:`uqmcmc.uq.losses.energy_force_loss`) by the backends that can
-    (ensemble, dropout, last layer), on energies by the others. Chains: ``chains`` x ``steps``
+    (ensemble, dropout, last layer), on energies by the others. A domain shift:
+    ``train_params`` overrides the target's parameters where the training (and test)
+    configurations are drawn (e.g. ``{"temperature": 0.3}`` for chains at another one; phi^4's
+    ``beta`` and ``g``); they are labelled with the sampled target's action all the same.
+    Chains: ``chains`` x ``steps``
     MALA steps after ``warmup`` for every surrogate run, ``thin`` between kept draws;
     ``exact_steps`` checkerboard sweeps for the reference. ``member_chains`` x ``member_steps``
     for each of ``n_fixed`` fixed-draw chain sets per backend; ``delayed_chains`` x
@@ -104,6 +108,7 @@ class CompareConfig:
     shape: tuple[int, ...] | None = None
     surrogate: str | None = None
     forces: bool = True
+    train_params: dict = field(default_factory=dict)
 
     def system(self) -> System:
         """The target of these settings with its workflow defaults (built once per settings).
@@ -114,6 +119,22 @@ class CompareConfig:
         'phi4'
         """
         return settings_system(self)
+
+    def train_system(self) -> System:
+        """The target the training and test configurations are drawn from: :meth:`system`
+        with ``train_params`` (the same object without them).
+
+        Examples
+        --------
+        >>> cfg = CompareConfig(L=4, train_params={"beta": 0.2})
+        >>> cfg.train_system().params["beta"], cfg.system().params["beta"]
+        (0.2, 0.3)
+        >>> CompareConfig(L=4).train_system() is CompareConfig(L=4).system()
+        False
+        """
+        if not self.train_params:
+            return self.system()
+        return settings_system(self, self.train_params)
 
     def target_settings(self) -> dict:
         """The target's settings as :class:`~uqmcmc.workflows.ExactConfig` takes them.
@@ -198,6 +219,7 @@ class CompareConfig:
         ValueError: beta must be a finite number, got True
         """
         system = check_target_settings(self, CompareConfig())
+        self._check_train_params(system)
         if self.surrogate is not None:
             choice("surrogate", self.surrogate, SURROGATES)
         try:
@@ -238,6 +260,34 @@ class CompareConfig:
         if self.sweep_backend is not None:
             choice("sweep_backend", self.sweep_backend, self.backends)
         return self
+
+    def _check_train_params(self, system: System) -> None:
+        """``train_params``: a table of the target's parameters giving configurations of the
+        same shape (phi^4: ``beta`` and ``g``)."""
+        if not isinstance(self.train_params, dict):
+            raise SettingError("{0} must be a table of parameters, got {1!r}", "train_params",
+                               self.train_params)  # fmt: skip
+        if not self.train_params:
+            return
+        if self.target == "phi4" and set(self.train_params) - {"beta", "g"}:
+            raise SettingError(
+                "phi^4's training set can differ in beta and g only, got {0} {1}",
+                "train_params", sorted(self.train_params),
+            )  # fmt: skip
+        if self.target == "phi4":
+            from uqmcmc.workflows.exact import check_lattice
+
+            check_lattice(self.L, self.train_params.get("beta", self.beta),
+                          self.train_params.get("g", self.g))  # fmt: skip
+        try:
+            shape = self.train_system().require_shape()
+        except (TypeError, ValueError) as err:
+            raise SettingError("{0} {1}: {2}", "train_params", self.train_params, err) from None
+        if tuple(shape) != tuple(system.require_shape()):
+            raise SettingError(
+                "{0} {1} change the shape of a configuration ({2} against {3})",
+                "train_params", self.train_params, tuple(shape), tuple(system.shape),
+            )  # fmt: skip
 
     @property
     def swept_backend(self) -> str | None:

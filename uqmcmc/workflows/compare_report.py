@@ -29,6 +29,7 @@ from uqmcmc.workflows.compare_delayed import (
     rejection_table,
 )
 from uqmcmc.workflows.compare_efficiency import efficiency_findings, efficiency_table
+from uqmcmc.workflows.compare_shift import SHIFT_TEXT, plot_shift, shift_findings, shift_table
 from uqmcmc.workflows.compare_sweep import plot_sweep, sweep_findings, sweep_table, sweep_text
 
 EFFICIENCY_TEXT = (
@@ -132,12 +133,19 @@ def report_title(cfg: Any) -> str:
     'uqmcmc compare: lj N=4, d=2'
     >>> report_title(CompareConfig(target="lj"))
     'uqmcmc compare: lj'
+    >>> report_title(CompareConfig(target="lj", train_params={"temperature": 0.3}))
+    'uqmcmc compare: lj (trained at temperature=0.3)'
     """
     system = cfg.system()
     if system.name == "phi4":
-        return f"uqmcmc compare: phi^4 L={cfg.L}, beta={cfg.beta}, g={cfg.g}"
-    params = ", ".join(f"{k}={v}" for k, v in cfg.params.items())
-    return f"uqmcmc compare: {system.name} {params}".rstrip()
+        title = f"uqmcmc compare: phi^4 L={cfg.L}, beta={cfg.beta}, g={cfg.g}"
+    else:
+        params = ", ".join(f"{k}={v}" for k, v in cfg.params.items())
+        title = f"uqmcmc compare: {system.name} {params}".rstrip()
+    if cfg.train_params:
+        title += " (trained at " + ", ".join(f"{k}={v}" for k, v in cfg.train_params.items())
+        title += ")"
+    return title
 
 
 def write_compare_report(result: Any) -> Any:
@@ -484,6 +492,9 @@ def _front_sections(result: Any, comparison, out: Path) -> list:
         ),
         diagnostics.Section("Controls and power", controls_summary(comparison, cfg, lead)),
     ]
+    shift = _shift_section(result, decomposition, lead)
+    if shift is not None and cfg.train_params:  # the experiment: right after the controls
+        front.append(shift)
     sweep = sweep_table(result, two)
     if len(sweep):
         oracle = comparison[comparison["run"].str.startswith("oracle/")]
@@ -532,6 +543,8 @@ def _front_sections(result: Any, comparison, out: Path) -> list:
                 figures=[plot_rejections(per_bin)] if len(per_bin) else [],
             )
         )
+    if shift is not None and not cfg.train_params:  # the negative control: further down
+        front.append(shift)
     front.append(
         diagnostics.Section(
             "Bias decomposition",
@@ -542,3 +555,23 @@ def _front_sections(result: Any, comparison, out: Path) -> list:
         )
     )
     return front
+
+
+def _shift_section(result: Any, decomposition, lead: str):
+    """The domain-shift section (:mod:`~uqmcmc.workflows.compare_shift`), or ``None`` for a
+    result without scores."""
+    if not result.shift:
+        return None
+    cfg = result.config
+    table = shift_table(result.shift, decomposition, lead)
+    params = cfg.target_settings() if cfg.target == "phi4" else cfg.params
+    text = shift_findings(table, cfg.train_params, params, lead)
+    return diagnostics.Section(
+        "Out of the training domain",
+        SHIFT_TEXT + "\n\n" + text,
+        table,
+        ("backend", "chain", "fraction", "error", "expected", "limit", "detectable", "verdict",
+         "frozen error"),
+        csv="domain_shift.csv",
+        figures=[plot_shift(result.shift)],
+    )  # fmt: skip

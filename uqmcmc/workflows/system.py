@@ -406,27 +406,30 @@ class System:
         return [name for name in posterior if name != "position" and name not in shown]
 
 
-def settings_system(cfg: Any) -> System:
+def settings_system(cfg: Any, overrides: Mapping[str, Any] | None = None) -> System:
     """The :class:`System` of a workflow's settings ``cfg`` (fields ``target``, ``params``,
-    ``shape`` and phi^4's ``L``, ``beta``, ``g``), built once per settings: a user's module is
-    imported once.
+    ``shape`` and phi^4's ``L``, ``beta``, ``g``), with ``overrides`` of its parameters (e.g.
+    the training set's temperature), built once per settings: a user's module is imported once.
 
     Examples
     --------
     >>> from uqmcmc.workflows import ExactConfig
-    >>> settings_system(ExactConfig(L=4)).params["L"]
-    4
+    >>> cfg = ExactConfig(L=4)
+    >>> settings_system(cfg).params["L"], settings_system(cfg, {"beta": 0.2}).params["beta"]
+    (4, 0.2)
+    >>> settings_system(cfg) is settings_system(cfg)
+    True
     """
     if cfg.target == "phi4":
         spec, params, shape = "phi4", {"L": cfg.L, "beta": cfg.beta, "g": cfg.g}, None
     else:
         spec, params, shape = cfg.target, cfg.params, cfg.shape
+    params = {**params, **(overrides or {})}
     key = (spec, repr(sorted(params.items())), shape)
-    cached = cfg.__dict__.get("_system")
-    if cached is None or cached[0] != key:
-        cached = (key, System.load(spec, params, shape=shape))
-        cfg.__dict__["_system"] = cached
-    return cached[1]
+    cache = cfg.__dict__.setdefault("_systems", {})
+    if key not in cache:
+        cache[key] = System.load(spec, params, shape=shape)
+    return cache[key]
 
 
 def check_target_settings(cfg: Any, default: Any) -> System:
