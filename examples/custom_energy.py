@@ -98,7 +98,7 @@ def compare(ex: Example, name: str, **settings):
     from uqmcmc.workflows import CompareConfig, run_compare
 
     sizes = ex.pick(
-        dict(chains=8, steps=8000, exact_steps=16000, warmup=500, n_train=180, n_test=40,
+        dict(chains=16, steps=8000, exact_steps=16000, warmup=500, n_train=180, n_test=40,
              epochs=300, member_steps=500, delayed_steps=1000),
         dict(chains=4, steps=60, exact_steps=200, warmup=40, n_train=24, n_test=6, epochs=3,
              member_steps=40, delayed_steps=60, identity_positions=8),

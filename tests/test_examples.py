@@ -86,3 +86,10 @@ def test_examples_report_numbers(smoke_runs):
     assert findings and all(isinstance(v, bool) for v in findings.values()), findings
     _, out = smoke_runs["compare_backends"]
     assert (out / "report" / "report.html").exists()
+    _, out = smoke_runs["custom_energy"]
+    summary = json.loads((out / "summary.json").read_text())
+    for run in ("same-temperature", "trained-at-0.25"):
+        assert (out / run / "report.html").exists() and (out / run / "domain_shift.csv").exists()
+    shares = summary["out_of_range"]
+    assert set(shares) == {"same", "shifted"}
+    assert all(0 <= s <= 1 for v in shares.values() for s in v.values()), shares

@@ -24,6 +24,7 @@ SECTIONS = (
     "Efficiency",
     "Delayed acceptance: exact at surrogate cost",
     "Where the exact correction overturns the surrogate",
+    "Out of the training domain",
     "Bias decomposition",
     "Settings",
     "Comparison with the exact chain",
@@ -69,12 +70,13 @@ def test_quick_compare_writes_every_section(quick_report, capsys):
     for title in ("Epistemic", "identit"):
         assert re.search(title, html, re.I), title
     # the summary first (findings, the decomposition of sd and its figure), then the controls,
-    # the noise sweep and the efficiency, the full tables after, the settings last
+    # the noise sweep and the efficiency, the domain check, the full tables after, the
+    # settings last
     heads = re.findall(r"^## (.+)$", md, re.M)
-    assert heads[:7] == ["Summary", "Controls and power", "Noise sweep (last_layer)",
+    assert heads[:8] == ["Summary", "Controls and power", "Noise sweep (last_layer)",
                          "Efficiency", "Delayed acceptance: exact at surrogate cost",
                          "Where the exact correction overturns the surrogate",
-                         "Bias decomposition"], heads  # fmt: skip
+                         "Out of the training domain", "Bias decomposition"], heads  # fmt: skip
     assert heads[-1] == "Settings", heads
     assert heads.index("Comparison with the exact chain") < heads.index("Trace plots")
     comparison = pd.read_csv(out / "comparison.csv")
