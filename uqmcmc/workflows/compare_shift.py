@@ -142,6 +142,7 @@ def shift_findings(table: Any, train_params: Mapping[str, Any], params: Mapping[
     ...     "out_of_range": [True], "frozen error": ["+0.1 ± 0.02 (detected)"]})
     >>> print(shift_findings(table, {"temperature": 0.3}, {"temperature": 0.5}, "energy"))
     Training and test configurations drawn at temperature=0.3, chains at temperature=0.5.
+    <BLANKLINE>
     b: 40 % ± 5 % of its surrogate chain beyond its calibrated range (in-distribution at most
     21 %): out of range; frozen error of energy +0.1 ± 0.02 (detected).
     """
@@ -169,7 +170,7 @@ def shift_findings(table: Any, train_params: Mapping[str, Any], params: Mapping[
         if r["frozen error"]:
             text += f"; frozen error of {observable} {r['frozen error']}"
         lines.append(text + ".")
-    return "\n".join(lines)
+    return "\n\n".join(lines)
 
 
 def plot_shift(scores: Mapping[str, Mapping[str, np.ndarray]]):
