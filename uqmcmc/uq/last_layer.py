@@ -288,10 +288,14 @@ class BayesianLastLayer(UQBackend):
         def rows(state, x):
             return design(nnx.merge(graphdef, state), x)
 
+        # Quadratic forms r^T cov r as |factor^T r|^2: non-negative by construction (in float32
+        # r^T cov r of an ill-conditioned cov can come out negative).
+        def quad(r, post):
+            return jnp.sum(jnp.square(r @ post["factor"]), axis=-1)
+
         def mean_var(state, post, x, noise):
             phi = rows(state, x)
-            var = jnp.einsum("...p,pq,...q->...", phi, post["cov"], phi)
-            return phi @ post["mean"], var + noise
+            return phi @ post["mean"], quad(phi, post) + noise
 
         def draws(state, post, key, x, n):
             z = jax.random.normal(key, (n, post["mean"].shape[0]))
@@ -300,12 +304,12 @@ class BayesianLastLayer(UQBackend):
 
         def delta(state, post, x, x_new):
             d = rows(state, x_new) - rows(state, x)
-            return d @ post["mean"], jnp.einsum("...p,pq,...q->...", d, post["cov"], d)
+            return d @ post["mean"], quad(d, post)
 
         def linear(state, post, x, weights):
             phi = rows(state, x)
             g = contract(jnp.moveaxis(phi, -1, 0), weights)  # the functional's row, (P,)
-            return phi @ post["mean"], g @ post["cov"] @ g
+            return phi @ post["mean"], quad(g, post)
 
         def grad_rows(state, x):  # d(design)/dx per configuration, (n, *in, P)
             one = lambda z: rows(state, z[None])[0]  # noqa: E731
