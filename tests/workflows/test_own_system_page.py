@@ -47,20 +47,27 @@ def test_the_page_target_runs_as_the_page_says(user_module, capsys):
     )
 
 
+def _page_compare(user_module, marker: str):
+    """The page's target module (imported as ``my_energies``) and the validated settings of
+    its first bash block holding ``marker``: ``(module name, settings, option words)``."""
+    from uqmcmc.cli import _compare_config, _parser
+
+    source = next(b for b in _blocks("python") if "class Dimer" in b)
+    name = user_module("my_energies", source)
+    command = next(b for b in _blocks("bash") if marker in b)
+    args = _parser().parse_args(shlex.split(command.replace("\\\n", " "))[1:])
+    cfg, words = _compare_config(args)
+    return name, cfg.validate(), words
+
+
 def test_the_page_compare_command_and_settings_file_are_valid(user_module):
     """The page's compare command and its TOML file give the same valid settings (checked,
     not run: the run itself is tested in test_compare_targets)."""
     import tomllib
 
-    from uqmcmc.cli import _compare_config, _parser
     from uqmcmc.workflows import CompareConfig
 
-    source = next(b for b in _blocks("python") if "class Dimer" in b)
-    name = user_module("my_energies", source)
-    command = next(b for b in _blocks("bash") if "uqmcmc compare" in b)
-    args = _parser().parse_args(shlex.split(command.replace("\\\n", " "))[1:])
-    cfg, _ = _compare_config(args)
-    cfg.validate()
+    name, cfg, _ = _page_compare(user_module, "uqmcmc compare")
     assert (cfg.target, cfg.params, cfg.shape, cfg.quick) == (
         f"{name}:Dimer", {"temperature": 0.3}, (2, 3), True,
     )  # fmt: skip
@@ -73,14 +80,7 @@ def test_the_page_compare_command_and_settings_file_are_valid(user_module):
 
 def test_the_page_domain_shift_command_is_valid(user_module):
     """The page's domain-shift command: chains at one temperature, training set at another."""
-    from uqmcmc.cli import _compare_config, _parser
-
-    source = next(b for b in _blocks("python") if "class Dimer" in b)
-    name = user_module("my_energies", source)
-    command = next(b for b in _blocks("bash") if "--train-param" in b)
-    args = _parser().parse_args(shlex.split(command.replace("\\\n", " "))[1:])
-    cfg, words = _compare_config(args)
-    cfg.validate()
+    name, cfg, words = _page_compare(user_module, "--train-param")
     assert (cfg.target, cfg.params, cfg.train_params) == (
         f"{name}:Dimer", {"temperature": 0.5}, {"temperature": 0.3},
     )  # fmt: skip

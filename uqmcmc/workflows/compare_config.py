@@ -129,8 +129,9 @@ class CompareConfig:
         >>> cfg = CompareConfig(L=4, train_params={"beta": 0.2})
         >>> cfg.train_system().params["beta"], cfg.system().params["beta"]
         (0.2, 0.3)
-        >>> CompareConfig(L=4).train_system() is CompareConfig(L=4).system()
-        False
+        >>> same = CompareConfig(L=4)
+        >>> same.train_system() is same.system()
+        True
         """
         if not self.train_params:
             return self.system()
