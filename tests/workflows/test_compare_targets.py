@@ -51,6 +51,7 @@ exact_steps = 2000
 member_steps = 100
 n_fixed = 2
 delayed_steps = 200
+delayed_substeps = 4
 n_train = 1000
 n_test = 20
 epochs = 200
@@ -73,8 +74,9 @@ def test_a_users_target_through_compare_with_energy_surrogates(own_module, tmp_p
     (an anharmonic 3-D target): the command trains energy surrogates (the default off phi^4; a
     Bayesian last layer on the default MLP, on energies and forces of 1000 exact
     configurations), runs every chain set, writes the full report and says which defaults it
-    used. Then the frozen error of sd (the paired difference of the mean-mode chain and the
-    exact chain with the same random numbers) is below the penalised chains' MCSE of sd, and
+    used (the delayed-acceptance control with 4-step sub-chains). Then the frozen error of
+    sd (the paired difference of the mean-mode chain and the exact chain with the same random
+    numbers) is below the penalised chains' MCSE of sd, and
     every penalised chain agrees with the exact chain within 4 MCSE on every observable. The
     run's controls say it could see a bias: exact-ΔS MALA passes, the noisy oracle without
     penalty is flagged. (With energy labels only, on 180 configurations, sd is off by 5 MCSE.)"""
@@ -108,6 +110,11 @@ def test_a_users_target_through_compare_with_energy_surrogates(own_module, tmp_p
     for run in ("last_layer/mean/cd", "last_layer/draws/cd"):
         z = table.loc[run]["z"]
         assert (z.abs() < 4).all(), (run, z)
+    # Delayed acceptance with 4-step energy sub-chains: exact, at most one exact action a step.
+    assert (table.loc["last_layer/delayed"]["z"].abs() < 4).all(), table.loc["last_layer/delayed"]
+    delayed = pd.read_csv(out / "delayed.csv").set_index("run")
+    assert 0.5 < delayed.loc["last_layer/delayed", "exact_per_step"] <= 1.0, delayed
+    assert "proposes with 4 MALA steps" in report
     # The domain check's negative control: the exact chain samples the training distribution.
     shift = pd.read_csv(out / "domain_shift.csv").set_index(["backend", "chain"])
     assert shift.loc[("last_layer", "exact chain"), "verdict"] == "within range", shift
@@ -148,6 +155,9 @@ def test_settings_of_another_target_are_checked_before_any_work(own_module):
         CompareConfig(target=f"{own_module}:Stretched", shape=(3,), surrogate="gradient").validate()
     with pytest.raises(ValueError, match="surrogate must be one of"):
         CompareConfig(surrogate="forces").validate()
+    with pytest.raises(ValueError, match="delayed_substeps = 2 needs an energy surrogate"):
+        CompareConfig(delayed_substeps=2).validate()  # phi^4's default: a gradient surrogate
+    CompareConfig(delayed_substeps=2, surrogate="energy").validate()
     with pytest.raises(ValueError, match="does not take parameter 'size'"):
         CompareConfig(target=f"{own_module}:Stretched", params={"size": 2}).validate()
     quick = CompareConfig.quick_config(target="lj").validate()

@@ -369,14 +369,19 @@ DELAYED_MOVE_RATE = 0.2
 
 
 def delayed_run(plan: ChainPlan, name: str, backend: Any, key: jax.Array, index: int) -> Any:
-    """The delayed-acceptance control of ``backend``: MALA screened by the backend's mean
-    (``GradientDelta`` in ``mean`` mode, one surrogate step per exact correction, Christen and
-    Fox's general second stage) and corrected with the exact action, so the chain is exact
-    whatever the surrogate: a third control, and the cost of exactness in exact evaluations.
-    ``cfg.delayed_chains`` x ``cfg.delayed_steps`` from the first of ``plan.x0``; the step
-    starts at twice the shared one and is tuned in warm-up to :data:`DELAYED_MOVE_RATE`
-    (unless the settings fix the step size: then that step);
-    ``index`` (the backend's position in the run) selects its key from ``key``.
+    """The delayed-acceptance control of ``backend``: MALA screened by the backend's mean and
+    corrected with the exact action, so the chain is exact whatever the surrogate: a third
+    control, and the cost of exactness in exact evaluations.
+
+    Each step is a sub-chain of ``cfg.delayed_substeps`` surrogate steps
+    (:func:`uqmcmc.mcmc.delayed_acceptance`): one step with a gradient surrogate
+    (``GradientDelta`` in ``mean`` mode, Christen and Fox's general second stage), any number
+    with an energy surrogate (``EnergyDelta``, the short correction). One step starts at twice
+    the shared step and is tuned in warm-up to :data:`DELAYED_MOVE_RATE` (a rejected screen
+    costs no exact evaluation); a longer sub-chain runs at the shared step (it moves on almost
+    every step, so a move rate says little); fixed settings' ``step_size`` wins over both.
+    ``cfg.delayed_chains`` x ``cfg.delayed_steps`` from the first of ``plan.x0``; ``index``
+    (the backend's position in the run) selects its key from ``key``.
 
     Examples
     --------
@@ -396,10 +401,12 @@ def delayed_run(plan: ChainPlan, name: str, backend: Any, key: jax.Array, index:
     """
     cfg = plan.cfg
     est = plan.estimator(backend)
+    k = cfg.delayed_substeps
     attrs = {**est.params, "kernel": "mala", "backend": name, "mode": "mean",
-             "acceptance": "delayed", "substeps": 1, "seed": cfg.seed}  # fmt: skip
-    if cfg.step_size is not None:
-        alg, tune = delayed_acceptance(plan.target, est, cfg.step_size, substeps=1), {}
+             "acceptance": "delayed", "substeps": k, "seed": cfg.seed}  # fmt: skip
+    if cfg.step_size is not None or k > 1:
+        step = plan.step_size if cfg.step_size is None else cfg.step_size
+        alg, tune = delayed_acceptance(plan.target, est, step, substeps=k), {}
     else:
         alg = lambda s: delayed_acceptance(plan.target, est, s, substeps=1)  # noqa: E731
         tune = {"step_size": 2 * plan.step_size, "target_acceptance": DELAYED_MOVE_RATE}

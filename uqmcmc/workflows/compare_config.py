@@ -50,7 +50,9 @@ class CompareConfig:
     ``exact_steps`` checkerboard sweeps for the reference. ``member_chains`` x ``member_steps``
     for each of ``n_fixed`` fixed-draw chain sets per backend; ``delayed_chains`` x
     ``delayed_steps`` of the delayed-acceptance control per backend (exact by construction;
-    fewer, longer chains, so that |M| mixes). Data: ``n_train`` + ``n_test`` configurations
+    fewer, longer chains, so that |M| mixes), each step a sub-chain of ``delayed_substeps``
+    surrogate MALA steps (more than 1 needs an energy surrogate: the short correction; at
+    exact MALA's step, untuned). Data: ``n_train`` + ``n_test`` configurations
     (Tzivrailis et al.: 180 + 20). ``epochs`` of training (``svi_steps`` for the BNN, plus
     ``gp_steps`` of the deep kernel's GP fit); ``n_members`` ensemble members; ``n_draws`` joint
     draws per step in ``draws`` mode; ``rule`` the quadrature of ``grad S``. The positive
@@ -86,6 +88,7 @@ class CompareConfig:
     member_steps: int = 1000
     delayed_chains: int = 4
     delayed_steps: int = 12_000
+    delayed_substeps: int = 1
     n_train: int = 180
     n_test: int = 20
     epochs: int = 100
@@ -218,6 +221,10 @@ class CompareConfig:
         Traceback (most recent call last):
         ...
         ValueError: beta must be a finite number, got True
+        >>> CompareConfig(delayed_substeps=4).validate()
+        Traceback (most recent call last):
+        ...
+        ValueError: delayed_substeps = 4 needs an energy surrogate (--surrogate energy): ...
         """
         system = check_target_settings(self, CompareConfig())
         self._check_train_params(system)
@@ -229,8 +236,14 @@ class CompareConfig:
             raise SettingError("{0}", err) from None
         for name in ("steps", "thin", "exact_steps", "member_steps", "delayed_steps", "n_train",
                      "epochs", "svi_steps", "gp_steps", "n_members",
-                     "identity_positions"):  # fmt: skip
+                     "identity_positions", "delayed_substeps"):  # fmt: skip
             positive_int(name, getattr(self, name))
+        if self.delayed_substeps > 1 and self.surrogate_kind != "energy":
+            raise SettingError(
+                "{0} = {1} needs an energy surrogate (--surrogate energy): a gradient "
+                "surrogate has no density, so its sub-chains are one step long",
+                "delayed_substeps", self.delayed_substeps,
+            )  # fmt: skip
         positive_int("chains", self.chains, minimum=2)
         positive_int("warmup", self.warmup, minimum=1)
         positive_int("n_fixed", self.n_fixed, minimum=2)

@@ -51,6 +51,32 @@ DELAYED_TEXT = (
     "until 20 % of the steps move: longer than exact MALA's, since a rejected screen is free."
 )
 
+
+def delayed_text(substeps: int = 1) -> str:
+    """The delayed-acceptance section's explanation for sub-chains of ``substeps`` steps
+    (:data:`DELAYED_TEXT` for one).
+
+    Examples
+    --------
+    >>> delayed_text(1) == DELAYED_TEXT
+    True
+    >>> "4 MALA steps" in delayed_text(4)
+    True
+    """
+    if substeps == 1:
+        return DELAYED_TEXT
+    return (
+        f"Delayed acceptance (Christen and Fox 2005) proposes with {substeps} MALA steps on "
+        "the backend's mean energy S̄ (a sub-chain that leaves exp(-S̄) invariant) and accepts "
+        "its end point with min(1, exp(-ΔS + ΔS̄)), from one exact action, so its chain samples "
+        "exp(-S) exactly whatever the surrogate: it is a third control (it must pass against "
+        "the exact chain) and its cost is counted in exact evaluations (at most one per step, "
+        "none when the sub-chain did not move). Exact MALA spends 2 per step (the action and "
+        "the gradient at the proposal); saving = exact MALA's exact evaluations per effective "
+        "sample / the run's. The sub-steps use exact MALA's tuned step."
+    )
+
+
 REJECTION_TEXT = (
     "Each delayed-acceptance step whose screen moved is checked by the exact action; a rejected "
     "correction is an exact evaluation spent on a surrogate mistake. The corrected steps are "
@@ -527,7 +553,7 @@ def _front_sections(result: Any, comparison, out: Path) -> list:
         front.append(
             diagnostics.Section(
                 "Delayed acceptance: exact at surrogate cost",
-                DELAYED_TEXT + "\n\n" + delayed_findings(delayed, two),
+                delayed_text(cfg.delayed_substeps) + "\n\n" + delayed_findings(delayed, two),
                 delayed,
                 csv="delayed.csv",
             )
