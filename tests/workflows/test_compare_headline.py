@@ -16,6 +16,7 @@ import pytest
 
 from uqmcmc._arviz import make_idata
 from uqmcmc.workflows import CompareConfig
+from uqmcmc.workflows.compare_controls import controls_summary
 from uqmcmc.workflows.compare_decomposition import (
     bias_decomposition,
     decomposition_summary,
@@ -27,7 +28,6 @@ from uqmcmc.workflows.compare_efficiency import efficiency_findings, efficiency_
 from uqmcmc.workflows.compare_report import (
     SUMMARY_TEXT,
     _distribution_figures,
-    controls_summary,
     present_observables,
     report_title,
     summary_text,

@@ -18,6 +18,54 @@ from uqmcmc import _arviz
 from uqmcmc.diagnostics.rejections import rejections_by_variance
 from uqmcmc.workflows.compare_efficiency import EFFICIENCY_OBSERVABLES
 
+DELAYED_TEXT = (
+    "Delayed acceptance (Christen and Fox 2005) screens each MALA proposal with the backend's "
+    "mean and corrects the survivors with the exact action, so its chain samples exp(-S) "
+    "exactly whatever the surrogate: it is a third control (it must pass against the exact "
+    "chain) and its cost is counted in exact evaluations (a rejected screen costs none). Exact "
+    "MALA spends 2 per step (the action and the gradient at the proposal); saving = exact "
+    "MALA's exact evaluations per effective sample / the run's. Its step is tuned in warm-up "
+    "until 20 % of the steps move: longer than exact MALA's, since a rejected screen is free."
+)
+
+
+def delayed_text(substeps: int = 1) -> str:
+    """The delayed-acceptance section's explanation for sub-chains of ``substeps`` steps
+    (:data:`DELAYED_TEXT` for one).
+
+    Examples
+    --------
+    >>> delayed_text(1) == DELAYED_TEXT
+    True
+    >>> "4 MALA steps" in delayed_text(4)
+    True
+    """
+    if substeps == 1:
+        return DELAYED_TEXT
+    return (
+        f"Delayed acceptance (Christen and Fox 2005) proposes with {substeps} MALA steps on "
+        "the backend's mean energy S̄ (a sub-chain that leaves exp(-S̄) invariant) and accepts "
+        "its end point with min(1, exp(-ΔS + ΔS̄)), from one exact action, so its chain samples "
+        "exp(-S) exactly whatever the surrogate: it is a third control (it must pass against "
+        "the exact chain) and its cost is counted in exact evaluations (at most one per step, "
+        "none when the sub-chain did not move). Exact MALA spends 2 per step (the action and "
+        "the gradient at the proposal); saving = exact MALA's exact evaluations per effective "
+        "sample / the run's. The sub-steps use exact MALA's tuned step."
+    )
+
+
+REJECTION_TEXT = (
+    "Each delayed-acceptance step whose screen moved is checked by the exact action; a rejected "
+    "correction is an exact evaluation spent on a surrogate mistake. The corrected steps are "
+    "split into five equal-count bins of the backend's predicted variance of its ΔŜ, and each "
+    "bin's mean rejection probability (1 − min(1, a), not the coin) is plotted. If the "
+    "predicted variance is informative, the top fifth holds more than a fifth of the rejections; "
+    "its share has a block-bootstrap error, and 'detectable' is the smallest share these data "
+    "could have told from a fifth (two-sided 5 %, 80 % power). uqmcmc.mcmc.local_step turns "
+    "this into a step that shrinks where the variance is high (exact for any such rule)."
+)
+
+
 #: Exact evaluations per step of exact-ΔS MALA: the action and the gradient at the proposal.
 EXACT_MALA_EVALUATIONS = 2
 
