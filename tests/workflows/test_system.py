@@ -12,6 +12,7 @@ import pytest
 
 from uqmcmc.cli import main
 from uqmcmc.targets import LJCluster, Phi4
+from uqmcmc.targets.loading import source_record
 from uqmcmc.workflows import ExactConfig, run_exact
 from uqmcmc.workflows.system import System
 
@@ -97,8 +98,17 @@ def test_warmup_is_needed_to_tune_and_a_users_target_is_confirmed_on_resume(
     assert "resume with target='user_system:Stretched'" in capsys.readouterr().err
     assert main(["exact", "--resume", str(out), "--target", "other:Thing"]) == 2
     assert "other settings: target" in capsys.readouterr().err
+    # the file defining the target changed since the run started: its pieces are stale
+    manifest["settings"]["target_source"] = {"file": f"{own_module}.py", "sha256": "0" * 64}
+    (tmp_path / "run.incomplete" / "manifest.json").write_text(json.dumps(manifest))
+    assert main(["exact", "--resume", str(out), "--target", f"{own_module}:Stretched"]) == 2
+    assert "started with another version of user_system.py" in capsys.readouterr().err
+    manifest["settings"].update(source_record(f"{own_module}:Stretched"))  # the same file
+    (tmp_path / "run.incomplete" / "manifest.json").write_text(json.dumps(manifest))
     assert main(["exact", "--resume", str(out), "--target", f"{own_module}:Stretched",
                  "--no-progress"]) == 0  # fmt: skip
+    written = json.loads((out / "manifest.json").read_text())["settings"]["target_source"]
+    assert written == source_record(f"{own_module}:Stretched")["target_source"]
     assert (out / "exact.nc").exists()
     assert main([*args, "--out", str(tmp_path / "wide"), "--param", "scale=2"]) == 0
     printed = capsys.readouterr().out

@@ -14,6 +14,7 @@ syntax.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib
 import importlib.util
 import inspect
@@ -28,7 +29,7 @@ from uqmcmc.targets.base import check_target
 from uqmcmc.targets.lj import LJCluster
 from uqmcmc.targets.phi4 import Phi4
 
-__all__ = ["BUILTIN_TARGETS", "load_target", "parse_params"]
+__all__ = ["BUILTIN_TARGETS", "load_target", "parse_params", "source_record"]
 
 #: The targets a command line may name without a module path.
 BUILTIN_TARGETS: dict[str, type] = {"phi4": Phi4, "lj": LJCluster}
@@ -193,6 +194,43 @@ def load_target(spec: str | Any, params: Mapping[str, Any] | None = None) -> Any
     except TypeError as err:
         raise ValueError(f"target {spec!r}: {err}") from None
     return target
+
+
+def source_record(spec: Any) -> dict[str, str]:
+    """The file that defines a user's target named by ``spec`` (``"module:Name"`` or
+    ``"path/file.py:Name"``) and the SHA-256 of its bytes, as ``{"target_source": {"file":
+    name, "sha256": hex}}``; empty for a built-in target, a target object, or a module whose
+    file cannot be found. A resumed run compares it with the file's hash now
+    (:func:`uqmcmc.workflows.resume.confirm_own_code`): the file itself, not the modules it
+    imports.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "bowl.py"
+    >>> _ = path.write_text("class Bowl: ...\\n")
+    >>> record = source_record(f"{path}:Bowl")["target_source"]
+    >>> record["file"], len(record["sha256"])
+    ('bowl.py', 64)
+    >>> source_record("phi4")
+    {}
+    """
+    if not isinstance(spec, str) or ":" not in spec:
+        return {}
+    module = spec.strip().rpartition(":")[0]
+    if module.endswith(".py"):
+        path = Path(module)
+    else:
+        try:
+            with _on_path(str(Path.cwd())):
+                found = importlib.util.find_spec(module)
+        except (ImportError, ValueError):
+            return {}
+        path = Path(found.origin) if found is not None and found.origin else None
+    if path is None or not path.is_file():
+        return {}
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    return {"target_source": {"file": path.name, "sha256": digest}}
 
 
 def _build(spec: str, obj: Any, params: dict[str, Any]) -> Any:

@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 from uqmcmc import _arviz
 from uqmcmc._compile_cache import CompileClock
 from uqmcmc.diagnostics.report_folder import StagedFolder
+from uqmcmc.targets.loading import source_record
 from uqmcmc.uq import registry
 from uqmcmc.uq.base import UQBackend
 from uqmcmc.uq.baseline import WithBaseline
@@ -163,7 +164,7 @@ def run_compare(
         cfg, overwrite = resumed_settings(unfinished, CompareConfig, cfg)
         confirm_own_code(unfinished, cfg.target, named)
     cfg = (cfg or CompareConfig()).validate()
-    settings = dataclasses.asdict(cfg)
+    settings = {**dataclasses.asdict(cfg), **source_record(cfg.target)}
     folder = StagedFolder(
         cfg.out, command="compare", settings=settings, seed=cfg.seed, overwrite=overwrite,
         resume=unfinished,

@@ -32,6 +32,7 @@ from uqmcmc._validation import (
 from uqmcmc.diagnostics.report_folder import StagedFolder
 from uqmcmc.diagnostics.runs import component, posterior_arrays
 from uqmcmc.mcmc import run_chains
+from uqmcmc.targets.loading import source_record
 from uqmcmc.workflows.system import (
     DEFAULTS,
     REFERENCE_ACCEPTANCE,
@@ -419,7 +420,8 @@ def run_exact(
         idata = _sample(cfg, progress, cfg.checkpoint)
         return ExactResult(idata, exact_table(idata, cfg.system()), None, cfg)
     folder = StagedFolder(
-        cfg.out, command="exact", settings=dataclasses.asdict(cfg), seed=cfg.seed,
+        cfg.out, command="exact", seed=cfg.seed,
+        settings={**dataclasses.asdict(cfg), **source_record(cfg.target)},
         overwrite=overwrite, resume=unfinished,
     )  # fmt: skip
     folder.resumable = True

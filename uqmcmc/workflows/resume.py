@@ -274,7 +274,9 @@ def resumed_settings(folder: Path, cls: type, given: Any = None) -> tuple[Any, b
 def confirm_own_code(unfinished: Path, target: str, named: str | None) -> None:
     """Refuse to resume a run of a user's own target (``target`` not built in) unless the
     caller named that target again (``named``): resuming a folder must not import and run
-    whatever code its manifest names.
+    whatever code its manifest names. Refuse it too when the file defining the target has
+    changed since the run started (its SHA-256 in the manifest,
+    :func:`uqmcmc.targets.loading.source_record`): the finished pieces came from the old code.
 
     Examples
     --------
@@ -284,11 +286,23 @@ def confirm_own_code(unfinished: Path, target: str, named: str | None) -> None:
     ...
     ValueError: 'run' samples a target of your own code ('mine:Cluster'): resume with ...
     """
-    from uqmcmc.targets.loading import BUILTIN_TARGETS
+    from uqmcmc.targets.loading import BUILTIN_TARGETS, source_record
 
-    if target not in BUILTIN_TARGETS and named != target:
+    if target in BUILTIN_TARGETS:
+        return
+    if named != target:
         raise ValueError(
             f"{str(unfinished)!r} samples a target of your own code ({target!r}): resume with "
             f"target={target!r} (--target {target}) to confirm that this code may be imported "
             "and run"
+        )
+    manifest = Path(unfinished) / MANIFEST
+    record = json.loads(manifest.read_text()) if manifest.is_file() else {}
+    then = (record.get("settings") or {}).get("target_source")
+    now = source_record(target).get("target_source")
+    if then and now and then.get("sha256") != now["sha256"]:
+        raise ValueError(
+            f"{str(unfinished)!r} was started with another version of {now['file']} (the file "
+            f"defining {target!r} has changed since): its finished pieces came from the old "
+            "code. Start the run anew (--overwrite), or restore the file"
         )
