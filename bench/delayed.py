@@ -13,14 +13,19 @@ Surrogates: an ``oracle`` energy surrogate, the exact action plus a small smooth
 gradient fitted by :func:`uqmcmc.uq.registry.fit` (a gradient surrogate: ``k = 1`` only, Christen &
 Fox's general correction), at exact MALA's step and at multiples of it
 (:attr:`DelayedSizes.ensemble_step_factors`: a screen that rejects costs no exact call, so the
-cheapest step per effective sample is longer than exact MALA's). Every chain set starts from fields
-of an equilibrated checkerboard run, and each row's ``z`` compares its ``<|M|>`` with a long exact
-checkerboard run's (``|z| > 4``: the chain samples the wrong distribution). Rows with a bulk ESS
+cheapest step per effective sample is longer than exact MALA's); and, with ``energy=True``, the
+main job's energy surrogate (``uqmcmc compare --surrogate energy``: a deep ensemble of
+:class:`~uqmcmc.nets.EnergyNet` trained on energies and forces) with sub-chains of ``k`` steps
+(:attr:`DelayedSizes.energy_substeps`, the short correction), ``steps // k`` steps each so that
+every row does the same surrogate work. Every chain set starts from fields of an equilibrated
+checkerboard run; each row's ``z |M|`` compares its ``<|M|>`` with a long exact checkerboard
+run's and ``z sd`` its ``<sd>`` with the exact 1 (``|z| > 4``: the chain samples the wrong
+distribution). Rows with a bulk ESS
 below :data:`MIN_ESS` are marked ``reliable = False`` (their ESS is only an order of magnitude).
 
-``python -m bench.delayed [--smoke] [--ensemble] [--out FILE]``; :func:`delayed_acceptance_cost`
-is the section function for :mod:`bench.runner`; its table spec is in
-``bench.report.SECTIONS``.
+``python -m bench.delayed [--smoke] [--ensemble] [--energy] [--out FILE]``;
+:func:`delayed_acceptance_cost` is the section function for :mod:`bench.runner`; its table spec is
+in ``bench.report.SECTIONS``.
 """
 
 from __future__ import annotations
@@ -78,6 +83,9 @@ class DelayedSizes:
     ensemble_step_factors: tuple[float, ...] = (1.0, 1.5, 2.0, 2.5)
     perturbation: tuple[float, float] = (0.02, 0.02)  # (a, b) of the oracle surrogate
     ensemble: bool = False
+    #: the energy ensemble's sub-chain lengths (each row runs ``steps // k`` steps)
+    energy_substeps: tuple[int, ...] = (1, 4, 8)
+    energy: bool = False
     n_train: int = 180
     epochs: int = 100  # the compare default: the "default strong surrogate"
     n_members: int = 10
@@ -86,7 +94,7 @@ class DelayedSizes:
 FULL = DelayedSizes()
 SMOKE = DelayedSizes(
     L=4, chains=2, equilibrate_sweeps=10, reference_sweeps=40, warmup=5, steps=40,
-    substeps=(1, 4), n_train=8, epochs=1, n_members=2,
+    substeps=(1, 4), energy_substeps=(1, 2), energy=True, n_train=8, epochs=1, n_members=2,
 )  # fmt: skip
 
 
@@ -202,14 +210,22 @@ def _checkerboard(target: Phi4, x0: jax.Array, sweeps: int, key: jax.Array):
     return fields, np.asarray(abs_m, float).T
 
 
-def _fit_ensemble(target: Phi4, sizes: DelayedSizes, key: jax.Array) -> Any:
+def _fit_ensemble(target: Phi4, sizes: DelayedSizes, key: jax.Array, surrogate: str) -> Any:
+    """A deep ensemble trained as ``uqmcmc compare --surrogate SURROGATE`` trains it (the
+    target's network, scaled to the data; an energy network on energies and forces)."""
     from uqmcmc.uq import registry
+    from uqmcmc.uq.losses import energy_force_labels
+    from uqmcmc.workflows.compare_config import CompareConfig
     from uqmcmc.workflows.training_data import make_dataset
 
     k_data, k_fit = jax.random.split(key)
-    data = make_dataset(target, k_data, sizes.n_train + 20, n_test=20)
-    settings = registry.BackendSettings(n_members=sizes.n_members, epochs=sizes.epochs)
-    return registry.fit("ensemble", settings, data.train.x, data.train.grad, k_fit)
+    data = make_dataset(target, k_data, sizes.n_train + 20, n_test=20).train
+    cfg = CompareConfig(L=sizes.L, beta=sizes.beta, g=sizes.g, n_members=sizes.n_members,
+                        epochs=sizes.epochs, surrogate=surrogate)  # fmt: skip
+    settings = cfg.backend_settings()
+    settings = dataclasses.replace(settings, network=settings.net.fitted(data.x, data.action))
+    labels = energy_force_labels(data.action, data.grad) if settings.forces else data.grad
+    return registry.fit("ensemble", settings, data.x, labels, k_fit)
 
 
 def delayed_acceptance_cost(sizes: Any, key: jax.Array) -> list[dict]:
@@ -228,7 +244,7 @@ def delayed_acceptance_cost(sizes: Any, key: jax.Array) -> list[dict]:
     x0, _ = _checkerboard(target, zeros, s.equilibrate_sweeps, jax.random.fold_in(key, 0))
     _, ref_abs_m = _checkerboard(target, x0, s.reference_sweeps, jax.random.fold_in(key, 4))
     reference = _arviz.summarize(ref_abs_m)
-    runs: dict[str, tuple[dict, int | None, str]] = {}
+    runs: dict[str, tuple[dict, int | None, str, int]] = {}
     kw = {"warmup": s.warmup, "steps": s.steps, "observe": observe}
     runs["exact MALA"] = (
         run_chain_set(
@@ -237,6 +253,7 @@ def delayed_acceptance_cost(sizes: Any, key: jax.Array) -> list[dict]:
         ),
         None,
         "exact",
+        s.steps,
     )  # fmt: skip
     oracle = EnergyDelta(PerturbedAction(target, *s.perturbation), mode="mean")
     for i, k in enumerate(s.substeps):
@@ -245,9 +262,10 @@ def delayed_acceptance_cost(sizes: Any, key: jax.Array) -> list[dict]:
             run_chain_set(alg, jax.random.fold_in(key, 10 + i), x0, **kw),
             k,
             "oracle energy",
+            s.steps,
         )
     if s.ensemble:
-        backend = _fit_ensemble(target, s, jax.random.fold_in(key, 2))
+        backend = _fit_ensemble(target, s, jax.random.fold_in(key, 2), "gradient")
         for factor in s.ensemble_step_factors:
             step = factor * s.step_size
             alg = delayed_acceptance(target, GradientDelta(backend, mode="mean"), step)
@@ -255,10 +273,23 @@ def delayed_acceptance_cost(sizes: Any, key: jax.Array) -> list[dict]:
                 run_chain_set(alg, jax.random.fold_in(key, 3), x0, **kw),
                 1,
                 "ensemble gradient",
+                s.steps,
+            )
+    if s.energy:
+        backend = _fit_ensemble(target, s, jax.random.fold_in(key, 5), "energy")
+        estimator = EnergyDelta(backend, mode="mean")
+        for i, k in enumerate(s.energy_substeps):
+            alg = delayed_acceptance(target, estimator, s.step_size, substeps=k)
+            steps = max(s.steps // k, 1)
+            runs[f"DA energy ensemble k={k}"] = (
+                run_chain_set(alg, jax.random.fold_in(key, 20 + i), x0, **{**kw, "steps": steps}),
+                k,
+                "ensemble energy",
+                steps,
             )
     rows = []
     base: dict[str, float] = {}
-    for name, (run, k, surrogate) in runs.items():
+    for name, (run, k, surrogate, steps) in runs.items():
         info = run["info"]
         row = {
             "L": s.L,
@@ -266,12 +297,12 @@ def delayed_acceptance_cost(sizes: Any, key: jax.Array) -> list[dict]:
             "surrogate": surrogate,
             "k": k,
             "chains": s.chains,
-            "steps": s.steps,
-            "exact_calls_per_step": run["calls"] / (s.steps * s.chains),
+            "steps": steps,
+            "exact_calls_per_step": run["calls"] / (steps * s.chains),
             "acceptance": info.get("acceptance_rate"),
             "subchain_acceptance": info.get("subchain_acceptance"),
             "correction_acceptance": info.get("correction_acceptance"),
-            "nonfinite": info.get("nonfinite", 0.0) * s.steps * s.chains,
+            "nonfinite": info.get("nonfinite", 0.0) * steps * s.chains,
             "compile_s": run["compile_s"],
             "sample_s": run["sample_s"],
         }
@@ -285,6 +316,7 @@ def delayed_acceptance_cost(sizes: Any, key: jax.Array) -> list[dict]:
             row[f"ratio_{obs}"] = row[f"calls_per_ess_{obs}"] / base[obs]
         diff = row["abs_m_mean"] - reference["mean"]
         row["z_abs_m"] = diff / float(np.hypot(row["abs_m_mcse"], reference["mcse"]))
+        row["z_sd"] = (row["sd_mean"] - 1.0) / row["sd_mcse"]  # <sd> = 1 exactly
         row["reference_abs_m"], row["reference_abs_m_mcse"] = reference["mean"], reference["mcse"]
         row["reliable"] = min(row["ess_abs_m"], row["ess_sd"]) >= MIN_ESS
         rows.append(row)
@@ -292,7 +324,7 @@ def delayed_acceptance_cost(sizes: Any, key: jax.Array) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m bench.delayed [--smoke] [--ensemble] [--out FILE] [--seed N]``."""
+    """``python -m bench.delayed [--smoke] [--ensemble] [--energy] [--out FILE] [--seed N]``."""
     from bench.report import SECTIONS, render, table
 
     parser = argparse.ArgumentParser(
@@ -300,12 +332,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, numbers mean nothing")
     parser.add_argument("--ensemble", action="store_true", help="also a fitted deep ensemble")
+    parser.add_argument(
+        "--energy", action="store_true",
+        help="also the main job's energy ensemble with k-step sub-chains",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, help="write the rows as JSON to this file")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     sizes = SMOKE if args.smoke else FULL
     if args.ensemble:
         sizes = dataclasses.replace(sizes, ensemble=True)
+    if args.energy:
+        sizes = dataclasses.replace(sizes, energy=True)
     if args.smoke:
         jax.config.update("jax_disable_most_optimizations", True)
     start = time.perf_counter()

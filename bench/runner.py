@@ -135,7 +135,8 @@ def _sections(sizes: Sizes, key: jax.Array, fitted: Callable[[], dict]) -> dict[
         "end_to_end": lambda: end_to_end.end_to_end(sizes),
         "size_scaling": lambda: kernels.size_scaling(ensemble(), sizes, key),
         "delayed_acceptance": lambda: delayed.delayed_acceptance_cost(
-            delayed.SMOKE if sizes == SMOKE else delayed.FULL, key
+            delayed.SMOKE if sizes == SMOKE else dataclasses.replace(delayed.FULL, energy=True),
+            key,
         ),
         "chain_parallel": lambda: sharding.chain_parallel(
             sharding.SMOKE if sizes == SMOKE else sharding.FULL

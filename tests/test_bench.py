@@ -106,7 +106,7 @@ def test_json_is_complete_and_finite(smoke):
     goals = {g["goal"]: g for g in res["goals"]}
     assert list(goals) == [key for key, *_ in report.GOALS]
     assert {goals[k]["status"] for k in "abc"} == {"not measured"}
-    for key in ("d", "e1", "e2", "f", "g"):
+    for key in ("d", "e1", "e2", "f", "g", "h"):
         assert goals[key]["status"] in ("met", "missed"), goals[key]
         assert math.isfinite(goals[key]["value"]), goals[key]
 
@@ -152,12 +152,12 @@ def test_goals_table_lists_every_goal_and_not_measured_for_missing_sections():
     from bench import report
 
     keys = [key for key, *_ in report.GOALS]
-    assert keys == ["a", "b", "c", "d", "e1", "e2", "f", "g"]
+    assert keys == ["a", "b", "c", "d", "e1", "e2", "f", "g", "h"]
     empty = report.goals({"sections": {}})
     assert [g["goal"] for g in empty] == keys
     assert {g["status"] for g in empty} == {"not measured"}
     text = report.goals_text(empty)
-    assert all(f"({key}) " in text for key in keys) and "0 met, 0 missed, 8 not measured" in text
+    assert all(f"({key}) " in text for key in keys) and "0 met, 0 missed, 9 not measured" in text
 
     quick = "uqmcmc compare --quick --no-progress"
     results = {
@@ -180,6 +180,14 @@ def test_goals_table_lists_every_goal_and_not_measured_for_missing_sections():
             "surrogate_overhead": {"rows": [], "error": "ValueError: boom"},
             "chain_parallel": {"rows": [{"sampler": "mala", "L": 8, "chains": 16, "devices": 2,
                                          "ratio": 1.6}]},
+            "delayed_acceptance": {"rows": [
+                {"surrogate": "exact", "ratio_sd": 1.0},
+                # the best ratio, but its chain is off (z 5): not counted
+                {"surrogate": "ensemble energy", "k": 8, "ratio_sd": 0.05, "ratio_abs_m": 0.1,
+                 "reliable": True, "z_abs_m": 0.3, "z_sd": 5.0},
+                {"surrogate": "ensemble energy", "k": 4, "ratio_sd": 0.25, "ratio_abs_m": 0.2,
+                 "reliable": True, "z_abs_m": -1.0, "z_sd": 0.5},
+            ]},
         }
     }  # fmt: skip
     status = {g["goal"]: g["status"] for g in report.goals(results)}
@@ -192,10 +200,12 @@ def test_goals_table_lists_every_goal_and_not_measured_for_missing_sections():
         "e2": "not measured",  # no finite fraction
         "f": "not measured",  # the section failed
         "g": "met",
+        "h": "missed",  # 4x at k = 4, the only sound row
     }
     by_key = {g["goal"]: g for g in report.goals(results)}
     assert "512x8x8" in by_key["d"]["measured"] and by_key["d"]["value"] == 24.0
     assert by_key["f"]["measured"] == "section failed"
+    assert by_key["h"]["measured"].startswith("4.0x at k = 4") and by_key["h"]["value"] == 4.0
     md = report.goals_text(report.goals(results), "markdown")
     assert md.startswith("### Goals") and md.count("\n| ") == 2 + len(keys)
 
