@@ -55,6 +55,7 @@ __all__ = [
     "PerturbedAction",
     "run_chain_set",
     "delayed_acceptance_cost",
+    "results",
     "main",
 ]
 
@@ -353,10 +354,40 @@ def main(argv: list[str] | None = None) -> int:
     print(spec["title"], "", render(header, cells), "", spec["note"], sep="\n")
     print(f"({time.perf_counter() - start:.0f} s)")
     if args.out:
-        args.out.write_text(
-            json.dumps({"sizes": dataclasses.asdict(sizes), "rows": rows}, indent=1)
-        )
+        args.out.write_text(json.dumps(results(rows, sizes, args.seed, time.perf_counter() - start,
+                                               argv), indent=1))  # fmt: skip
     return 0
+
+
+def results(rows: list[dict], sizes: DelayedSizes, seed: int, seconds: float, argv) -> dict:
+    """The rows in :mod:`bench.runner`'s results layout (``meta``, ``sections``, ``goals``),
+    so that :func:`bench.report.markdown` and :func:`bench.report.goals` read them.
+
+    Examples
+    --------
+    >>> out = results([], SMOKE, 0, 1.0, ["--smoke"])
+    >>> sorted(out), list(out["sections"]), out["meta"]["command"]
+    (['goals', 'meta', 'sections'], ['delayed_acceptance'], 'python -m bench.delayed --smoke')
+    """
+    import datetime
+
+    from bench.report import goals
+    from bench.timing import machine
+
+    out = {
+        "meta": {
+            "date": datetime.datetime.now().isoformat(timespec="seconds"),
+            "mode": "delayed acceptance",
+            "command": " ".join(["python -m bench.delayed", *(argv or sys.argv[1:])]),
+            "machine": machine(),
+            "sizes": dataclasses.asdict(sizes),
+            "seed": seed,
+            "total_s": seconds,
+        },
+        "sections": {"delayed_acceptance": {"rows": rows, "seconds": seconds}},
+    }
+    out["goals"] = goals(out)
+    return out
 
 
 if __name__ == "__main__":
