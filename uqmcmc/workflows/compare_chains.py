@@ -379,7 +379,9 @@ def delayed_run(plan: ChainPlan, name: str, backend: Any, key: jax.Array, index:
     with an energy surrogate (``EnergyDelta``, the short correction). One step starts at twice
     the shared step and is tuned in warm-up to :data:`DELAYED_MOVE_RATE` (a rejected screen
     costs no exact evaluation); a longer sub-chain runs at the shared step (it moves on almost
-    every step, so a move rate says little); fixed settings' ``step_size`` wins over both.
+    every step, so a move rate says little) and keeps every ``thin // k``-th step (at least
+    every one): ``k`` sub-steps already separate its draws, and a thinned chain's ESS could
+    not exceed its number of draws; fixed settings' ``step_size`` wins over both.
     ``cfg.delayed_chains`` x ``cfg.delayed_steps`` from the first of ``plan.x0``; ``index``
     (the backend's position in the run) selects its key from ``key``.
 
@@ -411,8 +413,9 @@ def delayed_run(plan: ChainPlan, name: str, backend: Any, key: jax.Array, index:
         alg = lambda s: delayed_acceptance(plan.target, est, s, substeps=1)  # noqa: E731
         tune = {"step_size": 2 * plan.step_size, "target_acceptance": DELAYED_MOVE_RATE}
         attrs["target_move_rate"] = DELAYED_MOVE_RATE
+    common = {**plan.common, "thin": max(1, cfg.thin // k)}
     return run_chains(
         alg, jax.random.fold_in(key, index + 300), plan.x0[: cfg.delayed_chains],
         cfg.delayed_steps,
-        record_positions=True, attrs=attrs, **tune, **plan.common,
+        record_positions=True, attrs=attrs, **tune, **common,
     )  # fmt: skip

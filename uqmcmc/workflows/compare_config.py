@@ -45,23 +45,22 @@ class CompareConfig:
     ``train_params`` overrides the target's parameters where the training (and test)
     configurations are drawn (e.g. ``{"temperature": 0.3}`` for chains at another one; phi^4's
     ``beta`` and ``g``); they are labelled with the sampled target's action all the same.
-    Chains: ``chains`` x ``steps``
-    MALA steps after ``warmup`` for every surrogate run, ``thin`` between kept draws;
-    ``exact_steps`` checkerboard sweeps for the reference. ``member_chains`` x ``member_steps``
-    for each of ``n_fixed`` fixed-draw chain sets per backend; ``delayed_chains`` x
-    ``delayed_steps`` of the delayed-acceptance control per backend (exact by construction;
-    fewer, longer chains, so that |M| mixes), each step a sub-chain of ``delayed_substeps``
-    surrogate MALA steps (more than 1 needs an energy surrogate: the short correction; at
-    exact MALA's step, untuned). Data: ``n_train`` + ``n_test`` configurations
-    (Tzivrailis et al.: 180 + 20). ``epochs`` of training (``svi_steps`` for the BNN, plus
-    ``gp_steps`` of the deep kernel's GP fit); ``n_members`` ensemble members; ``n_draws`` joint
-    draws per step in ``draws`` mode; ``rule`` the quadrature of ``grad S``. The positive
-    control: a noisy oracle whose ΔS carries Gaussian noise of standard deviation
-    ``oracle_sigma``, estimated from ``oracle_draws`` draws (naive and penalised chains). The
-    noise sweep: ``sweep_backend``'s draws-mode chains (default: ``last_layer`` when it runs,
-    else the first backend) with Gaussian noise added to each draw's ΔS so that the estimate's
-    standard deviation grows by each level of ``noise_sweep`` (empty: no sweep), naive and
-    penalised.
+    Chains: ``chains`` x ``steps`` MALA steps after ``warmup`` for every surrogate run, ``thin``
+    between kept draws; ``exact_steps`` checkerboard sweeps for the reference. ``member_chains``
+    x ``member_steps`` for each of ``n_fixed`` fixed-draw chain sets per backend;
+    ``delayed_chains`` x ``delayed_steps`` of the delayed-acceptance control per backend (exact
+    by construction; fewer, longer chains, so that |M| mixes), each step a sub-chain of
+    ``delayed_substeps`` surrogate MALA steps (more than 1 needs an energy surrogate: the short
+    correction; at exact MALA's step, untuned, every ``thin // k``-th step kept). Data:
+    ``n_train`` + ``n_test`` configurations (Tzivrailis et al.: 180 + 20). ``epochs`` of
+    training (``svi_steps`` for the BNN, plus ``gp_steps`` of the deep kernel's GP fit);
+    ``n_members`` ensemble members; ``n_draws`` joint draws per step in ``draws`` mode; ``rule``
+    the quadrature of ``grad S``. The positive control: a noisy oracle whose ΔS carries Gaussian
+    noise of standard deviation ``oracle_sigma``, estimated from ``oracle_draws`` draws (naive
+    and penalised chains). The noise sweep: ``sweep_backend``'s draws-mode chains (default:
+    ``last_layer`` when it runs, else the first backend) with Gaussian noise added to each
+    draw's ΔS so that the estimate's standard deviation grows by each level of ``noise_sweep``
+    (empty: no sweep), naive and penalised.
 
     Examples
     --------
