@@ -3,6 +3,9 @@
 The smoke run happens once, in a subprocess (smoke mode switches JAX to fast, unoptimised
 compilation, which must not leak into the other tests), from the repository root where
 ``bench`` lives. No timing is asserted: the numbers of a smoke run mean nothing.
+
+CI time (``tests/_ci_legs.py``): the smoke run (about 2 minutes on 2 cores) runs on CI's leg 1
+only; the LJ cluster's compare test runs on leg 2.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from _ci_legs import runs_here
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(
@@ -37,6 +41,8 @@ SECTIONS = (
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
     """Run ``python -m bench --smoke --out DIR`` once; its folder, stdout and exit code."""
+    if not runs_here(1):
+        pytest.skip("CI time: the bench's smoke run runs on CI's leg 1 (UQMCMC_ALL_LEGS=1: here)")
     out = tmp_path_factory.mktemp("bench")
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.run(

@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from _ci_legs import ci_leg
 from flax import nnx
 
 from uqmcmc.nets.atomistic import AtomisticEnergyNet, DescriptorScale, symmetry_functions
@@ -256,7 +257,13 @@ def lj13_data():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("angular", "steps"), [(False, 300), (True, 150)])
+@pytest.mark.parametrize(
+    ("angular", "steps"),
+    [
+        pytest.param(False, 300, marks=ci_leg(1, "the radial fit (20-40 s)")),
+        pytest.param(True, 150, marks=ci_leg(2, "the angular fit (40 s)")),
+    ],
+)
 def test_fit_lj13_energies_and_forces(lj13_data, angular, steps):
     (x, energy, force), (x_test, energy_test, force_test) = lj13_data
     assert x.shape == (200, N, 3) and x_test.shape == (100, N, 3)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _ci_legs import ci_leg
 
 from uqmcmc import _arviz
 from uqmcmc.cli import main
@@ -62,6 +63,7 @@ def _stop_in(monkeypatch, where: str, exc: BaseException) -> None:
 
 
 @pytest.mark.slow
+@ci_leg(1, "a resumed run (1.5 min; the SIGKILL one runs on leg 2)")
 def test_a_run_stopped_twice_resumes_to_the_same_table(tmp_path, monkeypatch, reference):
     """Stopped by Ctrl-C in training, resumed; the resumed run stopped by an error in the
     report, resumed again: the table of the run that was never stopped. The second stop finds
@@ -109,6 +111,7 @@ def test_resume_refuses_other_settings_and_nothing_to_resume(tmp_path, monkeypat
 
 
 @pytest.mark.slow
+@ci_leg(2, "a resumed run (1.5 min; the one stopped twice runs on leg 1)")
 def test_sigkill_during_chains_then_resume_gives_the_same_table(tmp_path, reference):
     """The command killed with SIGKILL (no handler runs) while its chains run, then
     ``uqmcmc compare --resume OUT``: the partial folder is found and finished."""

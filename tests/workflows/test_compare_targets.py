@@ -3,12 +3,12 @@ named by module path, with energy surrogates; the settings that are refused befo
 
 from __future__ import annotations
 
-import sys
 import textwrap
 
 import numpy as np
 import pandas as pd
 import pytest
+from _ci_legs import ci_leg
 
 from uqmcmc import _arviz
 from uqmcmc.cli import main
@@ -121,6 +121,7 @@ def test_a_users_target_through_compare_with_energy_surrogates(own_module, tmp_p
 
 
 @pytest.mark.slow
+@ci_leg(1, "the domain-shift run (about 1.5 min)")
 def test_a_training_set_drawn_elsewhere_is_seen_out_of_range(own_module, tmp_path, capsys):
     """The domain-shift experiment on a Gaussian (positive control of the domain check): the
     training and test configurations are drawn at half the width the chains sample
@@ -178,11 +179,7 @@ def test_the_settings_name_the_network_of_the_surrogate(own_module):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(
-    sys.version_info < (3, 12),
-    reason="CI time: the costliest end-to-end run (about 2 min, mostly compiling) runs on the "
-    "ArviZ 1.x leg only; the user-target run covers energy surrogates on both legs",
-)
+@ci_leg(2, "the costliest end-to-end run (about 2 min, mostly compiling)")
 def test_the_lj_cluster_runs_through_compare(tmp_path):
     """The built-in cluster (7 atoms in 2-D, tiny settings): atomistic energy surrogates learn
     the action minus its exact part (the container and the repulsive core), every chain set
