@@ -114,22 +114,31 @@ UNOPTIMISED = {
     "test_user_backend.py", "test_system.py", "test_estimators.py", "test_training.py",
     "test_nets.py", "test_ensemble.py", "test_dropout.py",
 }  # fmt: skip
+ENV_UNOPTIMISED = "JAX_DISABLE_MOST_OPTIMIZATIONS"
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _compile_unoptimised(request):
-    """Compile this module's programs with XLA's -O0 if it is in :data:`UNOPTIMISED`."""
+    """Compile this module's programs with XLA's -O0 if it is in :data:`UNOPTIMISED`, and so
+    its subprocesses (``JAX_DISABLE_MOST_OPTIMIZATIONS``): a test comparing their numbers with
+    this process's bit for bit needs both compiled alike."""
     import jax
 
     if request.path.name not in UNOPTIMISED:
         yield
         return
     before = jax.config.read("jax_disable_most_optimizations")
+    env_before = os.environ.get(ENV_UNOPTIMISED)
     jax.config.update("jax_disable_most_optimizations", True)
+    os.environ[ENV_UNOPTIMISED] = "1"
     try:
         yield
     finally:
         jax.config.update("jax_disable_most_optimizations", before)
+        if env_before is None:
+            os.environ.pop(ENV_UNOPTIMISED, None)
+        else:
+            os.environ[ENV_UNOPTIMISED] = env_before
 
 
 def pytest_collection_modifyitems(config, items):
