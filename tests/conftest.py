@@ -121,7 +121,10 @@ ENV_UNOPTIMISED = "JAX_DISABLE_MOST_OPTIMIZATIONS"
 def _compile_unoptimised(request):
     """Compile this module's programs with XLA's -O0 if it is in :data:`UNOPTIMISED`, and so
     its subprocesses (``JAX_DISABLE_MOST_OPTIMIZATIONS``): a test comparing their numbers with
-    this process's bit for bit needs both compiled alike."""
+    this process's bit for bit needs both compiled alike (-O0 changes the last bits). JAX's
+    in-memory caches are cleared on the way in and out, so that no program compiled at one
+    level is reused at the other (the flag is not part of ``jax.jit``'s cache key; the
+    persistent cache's key does hold it)."""
     import jax
 
     if request.path.name not in UNOPTIMISED:
@@ -131,10 +134,12 @@ def _compile_unoptimised(request):
     env_before = os.environ.get(ENV_UNOPTIMISED)
     jax.config.update("jax_disable_most_optimizations", True)
     os.environ[ENV_UNOPTIMISED] = "1"
+    jax.clear_caches()
     try:
         yield
     finally:
         jax.config.update("jax_disable_most_optimizations", before)
+        jax.clear_caches()
         if env_before is None:
             os.environ.pop(ENV_UNOPTIMISED, None)
         else:
