@@ -7,6 +7,7 @@ import os
 import sys
 
 import pytest
+from _ci_legs import ci_leg
 from _pytest.doctest import DoctestItem
 from _standins import reference_points
 
@@ -146,10 +147,18 @@ def _compile_unoptimised(request):
             os.environ[ENV_UNOPTIMISED] = env_before
 
 
+#: The two docstring examples that run the same tiny compare (2-3 min each, mostly compiling):
+#: one per CI leg (``tests/_ci_legs.py``); each leg still writes a report through one of them.
+ONE_LEG_DOCTESTS = {"run_compare": 1, "write_compare_report": 2}
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if isinstance(item, DoctestItem):
-            if item.name.rsplit(".", 1)[-1] in SLOW_DOCTESTS:
+            name = item.name.rsplit(".", 1)[-1]
+            if name in SLOW_DOCTESTS:
                 item.add_marker(pytest.mark.slow)
+            if name in ONE_LEG_DOCTESTS:
+                item.add_marker(ci_leg(ONE_LEG_DOCTESTS[name], f"the {name} example"))
         elif SLOW_FIXTURES.get(item.path.name) in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.slow)
